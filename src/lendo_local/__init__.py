@@ -1,0 +1,1 @@
+"""Run the whole system on one machine: embedded Redis, bank simulator, API, poller."""

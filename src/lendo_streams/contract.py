@@ -1,0 +1,92 @@
+"""Stream names and message shapes.
+
+Every entry carries one field, ``data``, holding the message as JSON. One
+field keeps the encoding trivial to evolve: the pydantic model is the schema,
+and an entry that does not parse is a :class:`MalformedEntry`, never a crash.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from redis.typing import EncodableT, FieldT
+
+API_GROUP = "api"
+"""Consumer group of ``lendo-api`` on the update stream."""
+
+POLLER_GROUP = "pollers"
+"""Consumer group of ``lendo-poller`` on the submission stream."""
+
+DATA_FIELD = b"data"
+
+FinalStatus = Literal["completed", "rejected"]
+
+
+@dataclass(frozen=True)
+class StreamNames:
+    """The Redis keys of one system; the prefix lets two systems share a Redis."""
+
+    prefix: str = "lendo:"
+
+    @property
+    def submissions(self) -> str:
+        """Applications waiting for the bank's decision (API → poller)."""
+        return f"{self.prefix}applications"
+
+    @property
+    def updates(self) -> str:
+        """Final statuses from the bank (poller → API)."""
+        return f"{self.prefix}updates"
+
+    @property
+    def dead_letters(self) -> str:
+        """Entries that could not be processed, kept for inspection and replay."""
+        return f"{self.prefix}dead-letters"
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class SubmissionMessage(_Message):
+    """An application to hand to the bank and follow until its final status."""
+
+    id: UUID
+    first_name: str
+    last_name: str
+    request_id: str | None = None
+
+
+class UpdateMessage(_Message):
+    """The bank's final word on one application."""
+
+    id: UUID
+    status: FinalStatus
+    decided_at: datetime
+    request_id: str | None = None
+
+
+class MalformedEntry(ValueError):
+    """A stream entry that is not a valid message of the expected type."""
+
+
+M = TypeVar("M", bound=_Message)
+
+
+def encode(message: _Message) -> dict[FieldT, EncodableT]:
+    """Render a message as the fields of a stream entry."""
+    return {DATA_FIELD: message.model_dump_json().encode()}
+
+
+def decode(model: type[M], fields: dict[bytes, bytes]) -> M:
+    """Parse the fields of a stream entry; raise :class:`MalformedEntry` if invalid."""
+    raw = fields.get(DATA_FIELD)
+    if raw is None:
+        raise MalformedEntry(f"entry has no {DATA_FIELD.decode()!r} field")
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as error:
+        problem = f"not a valid {model.__name__}: {error.error_count()} errors"
+        raise MalformedEntry(problem) from error

@@ -1,0 +1,48 @@
+"""Fixtures shared by every test: a real Redis, isolated per test by key prefix."""
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+
+from lendo_local.redis_server import EmbeddedRedis, redis_answers
+from lendo_streams import StreamNames
+
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """``LENDO_TEST_REDIS_URL``, else a local Redis on 6379, else one we start."""
+    configured = os.environ.get("LENDO_TEST_REDIS_URL")
+    if configured:
+        yield configured
+    elif redis_answers(LOCAL_REDIS):
+        yield LOCAL_REDIS
+    else:
+        with EmbeddedRedis() as server:
+            yield server.url
+
+
+@pytest.fixture
+def stream_prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"test:{uuid.uuid4().hex[:12]}:"
+
+
+@pytest.fixture
+def streams(stream_prefix: str) -> StreamNames:
+    return StreamNames(stream_prefix)
+
+
+@pytest.fixture
+async def redis(redis_url: str, stream_prefix: str) -> AsyncIterator[Redis]:
+    """A client on the test Redis; deletes this test's keys afterwards."""
+    client = Redis.from_url(redis_url)
+    yield client
+    keys = [key async for key in client.scan_iter(match=f"{stream_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
