@@ -7,14 +7,17 @@ import pytest
 from redis.asyncio import Redis
 
 from lendo_streams import (
+    API_GROUP,
     POLLER_GROUP,
     MalformedEntry,
     StreamNames,
     SubmissionMessage,
     UpdateMessage,
+    autoclaim,
     decode,
     encode,
     ensure_group,
+    read_group,
 )
 
 
@@ -24,20 +27,22 @@ async def test_submission_round_trips_through_a_real_stream(
     sent = SubmissionMessage(
         id=uuid.uuid4(), first_name="Åsa", last_name="Ñúñez-O'Brien", request_id="req-1"
     )
+    await ensure_group(redis, streams.submissions, POLLER_GROUP)
     await redis.xadd(streams.submissions, encode(sent))
 
-    [(_entry_id, fields)] = await redis.xrange(streams.submissions)
+    [entry] = await read_group(redis, streams.submissions, POLLER_GROUP, "c1", count=10)
 
-    assert decode(SubmissionMessage, fields) == sent
+    assert decode(SubmissionMessage, entry.fields) == sent
 
 
 async def test_update_round_trips_through_a_real_stream(redis: Redis, streams: StreamNames) -> None:
     sent = UpdateMessage(id=uuid.uuid4(), status="rejected", decided_at=datetime.now(UTC))
+    await ensure_group(redis, streams.updates, API_GROUP)
     await redis.xadd(streams.updates, encode(sent))
 
-    [(_entry_id, fields)] = await redis.xrange(streams.updates)
+    [entry] = await read_group(redis, streams.updates, API_GROUP, "c1", count=10)
 
-    assert decode(UpdateMessage, fields) == sent
+    assert decode(UpdateMessage, entry.fields) == sent
 
 
 @pytest.mark.parametrize(
@@ -80,3 +85,42 @@ async def test_ensure_group_is_idempotent_and_keeps_the_group_position(
 def test_a_prefix_separates_two_systems() -> None:
     assert StreamNames("a:").submissions != StreamNames("b:").submissions
     assert StreamNames("a:").updates == "a:updates"
+
+
+async def test_reading_a_lost_group_recreates_it(redis: Redis, streams: StreamNames) -> None:
+    assert await read_group(redis, streams.updates, API_GROUP, "c1", count=1) == []
+
+    await redis.xadd(streams.updates, {b"data": b"{}"})
+    [entry] = await read_group(redis, streams.updates, API_GROUP, "c1", count=1)
+
+    assert entry.fields == {b"data": b"{}"}
+
+
+async def test_own_pending_entries_are_read_again_after_a_restart(
+    redis: Redis, streams: StreamNames
+) -> None:
+    await ensure_group(redis, streams.submissions, POLLER_GROUP)
+    await redis.xadd(streams.submissions, {b"data": b"{}"})
+    [first] = await read_group(redis, streams.submissions, POLLER_GROUP, "c1", count=1)
+
+    [again] = await read_group(
+        redis, streams.submissions, POLLER_GROUP, "c1", count=1, own_pending=True
+    )
+
+    assert again.id == first.id
+
+
+async def test_autoclaim_takes_over_idle_entries_of_another_consumer(
+    redis: Redis, streams: StreamNames
+) -> None:
+    await ensure_group(redis, streams.submissions, POLLER_GROUP)
+    await redis.xadd(streams.submissions, {b"data": b"{}"})
+    [entry] = await read_group(redis, streams.submissions, POLLER_GROUP, "dead", count=1)
+
+    _, fresh = await autoclaim(
+        redis, streams.submissions, POLLER_GROUP, "alive", min_idle_ms=60_000
+    )
+    _, idle = await autoclaim(redis, streams.submissions, POLLER_GROUP, "alive", min_idle_ms=0)
+
+    assert fresh == []
+    assert [e.id for e in idle] == [entry.id]

@@ -15,18 +15,22 @@ from lendo_streams.contract import (
     decode,
     encode,
 )
-from lendo_streams.groups import ensure_group, is_nogroup
+from lendo_streams.groups import Entry, autoclaim, ensure_group, is_nogroup, read_group, touch
 
 __all__ = [
     "API_GROUP",
     "POLLER_GROUP",
+    "Entry",
     "FinalStatus",
     "MalformedEntry",
     "StreamNames",
     "SubmissionMessage",
     "UpdateMessage",
+    "autoclaim",
     "decode",
     "encode",
     "ensure_group",
     "is_nogroup",
+    "read_group",
+    "touch",
 ]

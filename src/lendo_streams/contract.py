@@ -5,6 +5,7 @@ field keeps the encoding trivial to evolve: the pydantic model is the schema,
 and an entry that does not parse is a :class:`MalformedEntry`, never a crash.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
@@ -80,7 +81,7 @@ def encode(message: _Message) -> dict[FieldT, EncodableT]:
     return {DATA_FIELD: message.model_dump_json().encode()}
 
 
-def decode(model: type[M], fields: dict[bytes, bytes]) -> M:
+def decode(model: type[M], fields: Mapping[bytes, bytes]) -> M:
     """Parse the fields of a stream entry; raise :class:`MalformedEntry` if invalid."""
     raw = fields.get(DATA_FIELD)
     if raw is None:

@@ -1,0 +1,1 @@
+"""Loan-application HTTP API: stores applications and follows their status."""

@@ -1,0 +1,32 @@
+"""Configuration of ``lendo-api``, from ``LENDO_*`` environment variables."""
+
+from pathlib import Path
+
+from pydantic import Field, PositiveFloat, PositiveInt
+
+from lendo_streams.settings import RedisSettings
+
+
+class ApiSettings(RedisSettings):
+    """Everything the API needs; see docs/configuration.md."""
+
+    host: str = Field(default="127.0.0.1", description="Interface the HTTP server binds.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Port of the HTTP server.")
+    db_path: Path = Field(
+        default=Path("lendo.sqlite3"), description="SQLite database file (created if missing)."
+    )
+    consumer_name: str = Field(
+        default="api-1", min_length=1, description="Consumer name in the update group."
+    )
+    update_batch: PositiveInt = Field(default=500, description="Updates read per XREADGROUP.")
+    update_block: PositiveFloat = Field(
+        default=1.0, description="Longest wait of one XREADGROUP on the update stream."
+    )
+    reconcile_interval: PositiveFloat = Field(
+        default=5.0, description="How often the outbox sweep runs."
+    )
+    republish_after: PositiveFloat = Field(
+        default=120.0,
+        description="A pending application with no progress for this long is published again.",
+    )
+    log_level: str = Field(default="INFO")

@@ -1,0 +1,1 @@
+"""Contract-exact simulator of the bank partner API, with fault injection."""

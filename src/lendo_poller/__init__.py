@@ -1,0 +1,1 @@
+"""Bank poller: one asyncio actor per pending application, until the bank decides."""

@@ -1,0 +1,79 @@
+"""Configuration of ``lendo-poller``, from ``LENDO_*`` environment variables.
+
+Every timing is a float in seconds so a test can run the whole schedule a
+hundred times faster than production.
+"""
+
+import socket
+
+from pydantic import AnyHttpUrl, Field, PositiveFloat, PositiveInt, model_validator
+
+from lendo_streams.settings import RedisSettings
+
+
+class PollerSettings(RedisSettings):
+    """Everything the poller needs; see docs/configuration.md for the defaults' reasoning."""
+
+    bank_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("http://127.0.0.1:8000"), description="Base URL of the bank partner."
+    )
+    consumer_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        description="Stable consumer name in the group; a restarted poller with the same "
+        "name resumes its own pending entries first.",
+    )
+    max_in_flight: PositiveInt = Field(
+        default=50_000, description="Cap of concurrent actors; the poller stops reading when full."
+    )
+    read_batch: PositiveInt = Field(default=500, description="Entries read per XREADGROUP.")
+    read_block: PositiveFloat = Field(
+        default=1.0, description="Longest wait of one XREADGROUP for new entries."
+    )
+    first_poll_delay: PositiveFloat = Field(
+        default=6.0, description="Wait after submission before the first poll of the job."
+    )
+    poll_interval: PositiveFloat = Field(
+        default=1.0, description="Wait between polls while the job is pending."
+    )
+    retry_initial: PositiveFloat = Field(
+        default=0.5, description="First backoff after a failed bank call."
+    )
+    retry_max: PositiveFloat = Field(default=30.0, description="Cap of the backoff.")
+    bank_timeout: PositiveFloat = Field(
+        default=5.0, description="Total timeout of one bank request."
+    )
+    bank_connect_timeout: PositiveFloat = Field(
+        default=2.0, description="Timeout to open a connection to the bank."
+    )
+    bank_max_connections: PositiveInt = Field(
+        default=200, description="Concurrent connections to the bank (politeness cap)."
+    )
+    claim_idle: PositiveFloat = Field(
+        default=60.0,
+        description="An entry idle this long in another consumer's pending list is "
+        "taken over (its consumer is presumed dead).",
+    )
+    claim_interval: PositiveFloat = Field(
+        default=10.0,
+        description="How often to look for abandoned entries and to "
+        "refresh the idle time of our own.",
+    )
+    max_deliveries: PositiveInt = Field(
+        default=10, description="Deliveries of one entry before it goes to the dead-letter stream."
+    )
+    shutdown_grace: PositiveFloat = Field(
+        default=5.0, description="Longest wait for actors to hand back their entries on SIGTERM."
+    )
+    log_level: str = Field(default="INFO")
+
+    @model_validator(mode="after")
+    def _claims_refresh_before_stealing(self) -> "PollerSettings":
+        if self.claim_interval * 2 > self.claim_idle:
+            raise ValueError(
+                "LENDO_CLAIM_INTERVAL must be at most half of LENDO_CLAIM_IDLE, "
+                "or healthy actors' entries would be taken over"
+            )
+        if self.retry_initial > self.retry_max:
+            raise ValueError("LENDO_RETRY_INITIAL must not exceed LENDO_RETRY_MAX")
+        return self
