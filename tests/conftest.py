@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
+from lendo_banksim.config import SimConfig
+from lendo_banksim.testing import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
 from lendo_streams import StreamNames
 
@@ -46,3 +48,13 @@ async def redis(redis_url: str, stream_prefix: str) -> AsyncIterator[Redis]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+# --- bank simulator ---
+
+
+@pytest.fixture
+async def bank_sim() -> AsyncIterator[RunningBankSim]:
+    """A bank simulator on a free port that decides within 0.05-0.2 s of submission."""
+    async with running_bank_sim(SimConfig(min_delay=0.05, max_delay=0.2)) as sim:
+        yield sim
