@@ -1,0 +1,1 @@
+"""On-demand benchmarks; each writes its figures to docs/performance.md."""
