@@ -1,10 +1,20 @@
 """Configuration of ``lendo-api``, from ``LENDO_*`` environment variables."""
 
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, PositiveFloat, PositiveInt
+from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt
 
 from lendo_streams.settings import RedisSettings
+
+
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
 
 
 class ApiSettings(RedisSettings):
@@ -25,8 +35,23 @@ class ApiSettings(RedisSettings):
     reconcile_interval: PositiveFloat = Field(
         default=5.0, description="How often the outbox sweep runs."
     )
+    reconcile_batch: PositiveInt = Field(
+        default=500,
+        description="Applications published per sweep; a full batch starts the next sweep "
+        "at once, so a backlog drains without one huge Redis pipeline.",
+    )
     republish_after: PositiveFloat = Field(
         default=120.0,
         description="A pending application with no progress for this long is published again.",
     )
-    log_level: str = Field(default="INFO")
+    publish_timeout: PositiveFloat = Field(
+        default=1.0,
+        description="Longest wait for Redis while creating an application; after it the "
+        "request succeeds anyway and the reconciler publishes the application.",
+    )
+    redis_timeout: PositiveFloat = Field(
+        default=5.0,
+        description="Longest wait for Redis to connect or answer, on top of a blocking "
+        "read's own wait, so a hung Redis is noticed instead of waited on forever.",
+    )
+    log_level: LogLevel = Field(default="INFO")

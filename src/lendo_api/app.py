@@ -1,0 +1,79 @@
+"""The application factory: wiring, and the lifetime of every resource."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from lendo_api.applications import Applications
+from lendo_api.keys import APPLICATIONS, RECONCILER, REDIS, SETTINGS, STORE
+from lendo_api.problems import problem_middleware
+from lendo_api.publisher import SubmissionPublisher
+from lendo_api.reconciler import Reconciler
+from lendo_api.request_ids import request_id_middleware
+from lendo_api.routes import setup_routes
+from lendo_api.settings import ApiSettings
+from lendo_api.sqlite_store import SqliteStore
+from lendo_api.updates import UpdateConsumer
+
+
+def create_app(settings: ApiSettings) -> web.Application:
+    """Build the API; resources open on startup and close in reverse order on cleanup."""
+    # The request id is outermost, so error responses carry it too.
+    app = web.Application(middlewares=[request_id_middleware, problem_middleware])
+    app[SETTINGS] = settings
+    app.cleanup_ctx.extend([_database, _redis, _workers])
+    setup_routes(app)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    store = await SqliteStore.open(app[SETTINGS].db_path)
+    app[STORE] = store
+    yield
+    await store.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    # No connection is made here: the API starts, and takes applications, without Redis.
+    redis = Redis.from_url(
+        str(settings.redis_url),
+        decode_responses=False,
+        socket_connect_timeout=settings.redis_timeout,
+        socket_timeout=settings.update_block + settings.redis_timeout,
+    )
+    app[REDIS] = redis
+    yield
+    await redis.aclose()
+
+
+async def _workers(app: web.Application) -> AsyncIterator[None]:
+    """Wire the domain, and run the update consumer and the reconciler while the app lives."""
+    settings, store, redis = app[SETTINGS], app[STORE], app[REDIS]
+    publisher = SubmissionPublisher(redis, settings.streams.submissions, store)
+    app[APPLICATIONS] = Applications(store, publisher, publish_timeout=settings.publish_timeout)
+    app[RECONCILER] = reconciler = Reconciler(
+        store,
+        publisher,
+        interval=settings.reconcile_interval,
+        republish_after=settings.republish_after,
+        batch=settings.reconcile_batch,
+    )
+    consumer = UpdateConsumer(
+        redis,
+        store,
+        settings.streams,
+        consumer=settings.consumer_name,
+        batch=settings.update_batch,
+        block=settings.update_block,
+    )
+    tasks = [
+        asyncio.create_task(consumer.run(), name="lendo-api-updates"),
+        asyncio.create_task(reconciler.run(), name="lendo-api-reconciler"),
+    ]
+    yield
+    consumer.stop()
+    reconciler.stop()
+    await asyncio.gather(*tasks)

@@ -1,0 +1,17 @@
+"""Typed keys of what the application and each request hold."""
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from lendo_api.applications import Applications
+from lendo_api.reconciler import Reconciler
+from lendo_api.settings import ApiSettings
+from lendo_api.store import ApplicationStore
+
+SETTINGS = web.AppKey("settings", ApiSettings)
+STORE: web.AppKey[ApplicationStore] = web.AppKey("store")
+REDIS = web.AppKey("redis", Redis)
+APPLICATIONS = web.AppKey("applications", Applications)
+RECONCILER = web.AppKey("reconciler", Reconciler)
+
+REQUEST_ID = web.RequestKey("request_id", str)

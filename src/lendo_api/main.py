@@ -1,0 +1,49 @@
+"""The ``lendo-api`` command: serve the API until SIGTERM or SIGINT."""
+
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+
+from lendo_api.app import create_app
+from lendo_api.settings import ApiSettings
+from lendo_streams.logs import configure_logging
+from lendo_streams.settings import load_settings
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+def main() -> None:
+    """Run ``lendo-api``; invalid configuration exits 2 with one line naming the variable."""
+    settings = load_settings(ApiSettings, "lendo-api")
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: ApiSettings) -> None:
+    """Serve until SIGTERM or SIGINT, then stop the workers and close every resource."""
+    runner = web.AppRunner(create_app(settings))
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port)
+        await site.start()
+        log.info("api_started", url=site.name)
+        await _signalled(signal.SIGTERM, signal.SIGINT)
+        log.info("api_stopping")
+    finally:
+        await runner.cleanup()
+    log.info("api_stopped")
+
+
+async def _signalled(*signals: signal.Signals) -> None:
+    received = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in signals:
+        loop.add_signal_handler(signum, received.set)
+    try:
+        await received.wait()
+    finally:
+        # A second signal during shutdown then acts as usual and ends the process.
+        for signum in signals:
+            loop.remove_signal_handler(signum)

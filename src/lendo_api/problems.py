@@ -1,0 +1,96 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem documents.
+
+Handlers raise domain errors (:mod:`lendo_api.errors`) and aiohttp raises its
+HTTP exceptions (the router's 404 and 405 included); this middleware renders
+every one of them as ``application/problem+json``, so clients parse a single
+error shape.
+"""
+
+from collections.abc import Mapping
+
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from lendo_api.errors import ApplicationNotFound, InvalidInput, MalformedJson
+from lendo_api.models import Problem
+
+PROBLEM_JSON = "application/problem+json"
+
+# Relative references, resolved against the API's base URL, where the problem
+# types will be documented next to the OpenAPI document.
+INVALID_INPUT = "/problems/invalid-input"
+MALFORMED_JSON = "/problems/malformed-json"
+APPLICATION_NOT_FOUND = "/problems/application-not-found"
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+@web.middleware
+async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render domain errors, HTTP errors and crashes as problem documents."""
+    try:
+        return await handler(request)
+    except InvalidInput as error:
+        return render_problem(
+            Problem(
+                type=INVALID_INPUT,
+                title="Invalid input",
+                status=422,
+                detail=str(error),
+                errors=error.errors,
+            )
+        )
+    except MalformedJson as error:
+        return render_problem(
+            Problem(type=MALFORMED_JSON, title="Malformed JSON", status=400, detail=str(error))
+        )
+    except ApplicationNotFound as error:
+        return render_problem(
+            Problem(
+                type=APPLICATION_NOT_FOUND,
+                title="Application not found",
+                status=404,
+                detail=f"No application has id {error.application_id}.",
+            )
+        )
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        return _http_problem(request, error)
+    except Exception:
+        log.exception("request_failed", method=request.method, path=request.path)
+        return render_problem(
+            Problem(
+                title="Internal Server Error",
+                status=500,
+                detail="The server failed to handle the request; it has been logged.",
+            )
+        )
+
+
+def render_problem(problem: Problem, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=problem.status,
+        body=problem.model_dump_json(exclude_none=True).encode(),
+        content_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _http_problem(request: web.Request, error: web.HTTPException) -> web.Response:
+    if isinstance(error, web.HTTPMethodNotAllowed):
+        allowed = ", ".join(sorted(error.allowed_methods))
+        return render_problem(
+            Problem(
+                title=error.reason,
+                status=error.status,
+                detail=f"{request.method} is not allowed on {request.path}; allowed: {allowed}.",
+            ),
+            headers={"Allow": error.headers["Allow"]},
+        )
+    if isinstance(error, web.HTTPNotFound):
+        detail = f"Nothing is at {request.path}."
+    else:
+        detail = error.text or error.reason
+    return render_problem(Problem(title=error.reason, status=error.status, detail=detail))

@@ -1,0 +1,219 @@
+"""The :class:`~lendo_api.store.ApplicationStore` on one SQLite file."""
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TypeVar, cast
+from uuid import UUID
+
+import aiosqlite
+
+from lendo_api.store import Page, Status, StatusChange, StoredApplication, UpdateOutcome
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS applications (
+    seq          INTEGER PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    first_name   TEXT NOT NULL,
+    last_name    TEXT NOT NULL,
+    status       TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'rejected')),
+    request_id   TEXT,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL,
+    published_at TEXT
+);
+CREATE INDEX IF NOT EXISTS applications_by_status ON applications (status, seq);
+-- The outbox sweep reads only pending rows, oldest publish first.
+CREATE INDEX IF NOT EXISTS applications_to_publish
+    ON applications (published_at) WHERE status = 'pending';
+"""
+
+# Fixed width, so that SQL compares timestamps correctly as text.
+_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+class SqliteStore:
+    """Applications in SQLite (WAL), through one aiosqlite connection.
+
+    SQLite allows one writer, so one connection serves every request. It is
+    shared, so a lock keeps each caller's statements together: otherwise a
+    request could read, or commit, the middle of another caller's transaction.
+    Writes run shielded from cancellation, so a cancelled caller never leaves
+    a transaction open, and :meth:`close` waits for them.
+    """
+
+    def __init__(self, connection: aiosqlite.Connection) -> None:
+        self._db = connection
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path) -> "SqliteStore":
+        """Open (or create) the database file and its schema; safe to call on every start."""
+        # isolation_level=None: no implicit transactions, each one is begun explicitly.
+        connection = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            await connection.execute("PRAGMA journal_mode = WAL")
+            # NORMAL loses no committed data on a process crash in WAL mode, only on power loss.
+            await connection.execute("PRAGMA synchronous = NORMAL")
+            await connection.execute("PRAGMA busy_timeout = 5000")
+            await connection.executescript(_SCHEMA)
+        except BaseException:
+            await connection.close()
+            raise
+        connection.row_factory = sqlite3.Row
+        return cls(connection)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._db.close()
+
+    async def create(
+        self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
+    ) -> StoredApplication:
+        now = _now()
+
+        async def insert() -> int:
+            cursor = await self._db.execute(
+                "INSERT INTO applications"
+                " (id, first_name, last_name, status, request_id, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+                (str(id), first_name, last_name, request_id, _text(now), _text(now)),
+            )
+            return cast(int, cursor.lastrowid)
+
+        seq = await self._write(insert)
+        return StoredApplication(
+            seq=seq,
+            id=id,
+            first_name=first_name,
+            last_name=last_name,
+            status="pending",
+            request_id=request_id,
+            created_at=now,
+            updated_at=now,
+            published_at=None,
+        )
+
+    async def get(self, id: UUID) -> StoredApplication | None:
+        rows = await self._read("SELECT * FROM applications WHERE id = ?", (str(id),))
+        return _application(rows[0]) if rows else None
+
+    async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
+        # One row more than asked tells whether another page follows.
+        if status is None:
+            rows = await self._read(
+                "SELECT * FROM applications WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after or 0, limit + 1),
+            )
+        else:
+            rows = await self._read(
+                "SELECT * FROM applications WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (status, after or 0, limit + 1),
+            )
+        items = [_application(row) for row in rows[:limit]]
+        return Page(items, items[-1].seq if len(rows) > limit else None)
+
+    async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:
+        if not changes:
+            return UpdateOutcome(applied=0, unchanged=0, unknown=0)
+        now = _text(_now())
+
+        async def apply() -> UpdateOutcome:
+            async with self._transaction():
+                cursor = await self._db.executemany(
+                    "UPDATE applications SET status = ?, updated_at = ?"
+                    " WHERE id = ? AND status = 'pending'",
+                    [(change.status, now, str(change.id)) for change in changes],
+                )
+                applied = cursor.rowcount
+                [(unknown,)] = await self._db.execute_fetchall(
+                    "SELECT COUNT(*) FROM json_each(?) AS change WHERE NOT EXISTS"
+                    " (SELECT 1 FROM applications WHERE applications.id = change.value)",
+                    (json.dumps([str(change.id) for change in changes]),),
+                )
+            return UpdateOutcome(
+                applied=applied, unchanged=len(changes) - applied - unknown, unknown=unknown
+            )
+
+        return await self._write(apply)
+
+    async def due_for_publish(
+        self, *, older_than: timedelta, limit: int
+    ) -> list[StoredApplication]:
+        rows = await self._read(
+            "SELECT * FROM applications"
+            " WHERE status = 'pending' AND (published_at IS NULL OR published_at < ?)"
+            " ORDER BY published_at, seq LIMIT ?",
+            (_text(_now() - older_than), limit),
+        )
+        return [_application(row) for row in rows]
+
+    async def mark_published(self, ids: Sequence[UUID]) -> None:
+        if not ids:
+            return
+
+        async def mark() -> None:
+            await self._db.execute(
+                "UPDATE applications SET published_at = ?"
+                " WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'",
+                (_text(_now()), json.dumps([str(id) for id in ids])),
+            )
+
+        await self._write(mark)
+
+    async def _read(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
+        async with self._lock:
+            rows = await self._db.execute_fetchall(sql, parameters)
+        return cast(list[sqlite3.Row], rows)
+
+    async def _write(self, operation: Callable[[], Awaitable[T]]) -> T:
+        async def locked() -> T:
+            async with self._lock:
+                return await operation()
+
+        return await asyncio.shield(locked())
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        await self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            await self._db.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT may already have rolled back on its own.
+            if self._db.in_transaction:
+                await self._db.execute("ROLLBACK")
+            raise
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(_TIMESTAMP)
+
+
+def _moment(text: str) -> datetime:
+    return datetime.strptime(text, _TIMESTAMP).replace(tzinfo=UTC)
+
+
+def _application(row: sqlite3.Row) -> StoredApplication:
+    published_at: str | None = row["published_at"]
+    return StoredApplication(
+        seq=row["seq"],
+        id=UUID(row["id"]),
+        first_name=row["first_name"],
+        last_name=row["last_name"],
+        status=row["status"],
+        request_id=row["request_id"],
+        created_at=_moment(row["created_at"]),
+        updated_at=_moment(row["updated_at"]),
+        published_at=None if published_at is None else _moment(published_at),
+    )

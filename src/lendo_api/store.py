@@ -1,0 +1,102 @@
+"""The repository of applications: everything the API asks of its database.
+
+The rest of the API depends on :class:`ApplicationStore` only. SQLite
+(:mod:`lendo_api.sqlite_store`) serves one machine; a server database for a
+scaled-out API is one more module implementing the same protocol.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+from uuid import UUID
+
+from lendo_streams import FinalStatus
+
+Status = Literal["pending", "completed", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredApplication:
+    """One application as the store keeps it, bookkeeping included."""
+
+    seq: int
+    """Position in creation order; pages are cut on it."""
+    id: UUID
+    first_name: str
+    last_name: str
+    status: Status
+    request_id: str | None
+    """The request that created it, carried on every publish for tracing."""
+    created_at: datetime
+    updated_at: datetime
+    published_at: datetime | None
+    """When the submission stream last accepted it; ``None`` until then."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Applications in creation order, and where the next page starts."""
+
+    items: list[StoredApplication]
+    next_after: int | None
+    """The ``seq`` to continue after; ``None`` on the last page."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """The bank's final status for one application."""
+
+    id: UUID
+    status: FinalStatus
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateOutcome:
+    """What one batch of status changes did."""
+
+    applied: int
+    """Pending applications that became final."""
+    unchanged: int
+    """Changes for applications already final (duplicates or stale redeliveries)."""
+    unknown: int
+    """Changes for ids this store has never seen."""
+
+
+class ApplicationStore(Protocol):
+    """Durable applications; each method is atomic, timestamps are the store's own UTC clock."""
+
+    async def create(
+        self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
+    ) -> StoredApplication:
+        """Commit a new pending, unpublished application and return it."""
+        ...
+
+    async def get(self, id: UUID) -> StoredApplication | None:
+        """The application with this id, if any."""
+        ...
+
+    async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
+        """Up to ``limit`` applications (of ``status``, if given) created after ``after``."""
+        ...
+
+    async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:
+        """Make pending applications final, in one transaction; final ones never change."""
+        ...
+
+    async def due_for_publish(
+        self, *, older_than: timedelta, limit: int
+    ) -> list[StoredApplication]:
+        """Pending applications never published, or last published more than ``older_than`` ago.
+
+        Never-published ones come first, then the longest unpublished.
+        """
+        ...
+
+    async def mark_published(self, ids: Sequence[UUID]) -> None:
+        """Record that the submission stream accepted these applications just now."""
+        ...
+
+    async def close(self) -> None:
+        """Finish writes in progress and release the database."""
+        ...

@@ -1,0 +1,137 @@
+"""Applying the bank's final statuses from the update stream to the store."""
+
+import random
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from redis.typing import EncodableT, FieldT
+
+from lendo_api.stopping import StopSignal
+from lendo_api.store import ApplicationStore, StatusChange
+from lendo_streams import (
+    API_GROUP,
+    Entry,
+    MalformedEntry,
+    StreamNames,
+    UpdateMessage,
+    decode,
+    read_group,
+)
+
+FIRST_RETRY = 0.1
+LONGEST_RETRY = 5.0
+
+log = structlog.stdlib.get_logger(__name__)
+
+
+class UpdateConsumer:
+    """Reads the update stream in the API's consumer group and applies it.
+
+    At-least-once: a batch is acknowledged only after its transaction is
+    committed, so a crash in between delivers it again, and applying an update
+    twice is harmless because only a pending application changes. After a
+    failure the consumer re-reads its own pending list before new entries, so
+    an unacknowledged entry is never skipped. Entries that are not valid
+    updates go to the dead-letter stream instead of blocking the rest.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        store: ApplicationStore,
+        streams: StreamNames,
+        *,
+        consumer: str,
+        batch: int,
+        block: float,
+    ) -> None:
+        self._redis = redis
+        self._store = store
+        self._streams = streams
+        self._consumer = consumer
+        self._batch = batch
+        # XREADGROUP BLOCK 0 would wait forever, so round up to at least 1 ms.
+        self._block_ms = max(1, round(block * 1000))
+        self._stop = StopSignal()
+
+    async def run(self) -> None:
+        """Consume until :meth:`stop`; failures are logged and retried with backoff."""
+        own_pending = True
+        retry = FIRST_RETRY
+        while not self._stop.is_set():
+            try:
+                handled = await self._consume_once(own_pending=own_pending)
+            except Exception as error:
+                if isinstance(error, RedisError):
+                    log.warning(
+                        "updates_failed",
+                        error=str(error),
+                        error_type=type(error).__name__,
+                        retry_in=retry,
+                    )
+                else:
+                    log.exception("updates_failed", retry_in=retry)
+                own_pending = True
+                # Jitter keeps several API processes from retrying in lockstep.
+                await self._stop.sleep(random.uniform(retry / 2, retry))
+                retry = min(retry * 2, LONGEST_RETRY)
+                continue
+            retry = FIRST_RETRY
+            if own_pending and not handled:
+                own_pending = False
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in hand (within one blocking read)."""
+        self._stop.set()
+
+    async def _consume_once(self, *, own_pending: bool) -> int:
+        """Read and handle one batch (new entries, or this consumer's unacknowledged ones).
+
+        Returns how many entries were handled.
+        """
+        entries = await read_group(
+            self._redis,
+            self._streams.updates,
+            API_GROUP,
+            self._consumer,
+            count=self._batch,
+            block_ms=None if own_pending else self._block_ms,
+            own_pending=own_pending,
+        )
+        if entries:
+            await self._handle(entries)
+        return len(entries)
+
+    async def _handle(self, entries: list[Entry]) -> None:
+        changes: list[StatusChange] = []
+        malformed: list[tuple[Entry, str]] = []
+        for entry in entries:
+            try:
+                update = decode(UpdateMessage, entry.fields)
+            except MalformedEntry as error:
+                malformed.append((entry, str(error)))
+            else:
+                changes.append(StatusChange(update.id, update.status))
+        outcome = await self._store.apply_updates(changes)
+        if malformed:
+            await self._dead_letter(malformed)
+        await self._redis.xack(self._streams.updates, API_GROUP, *(entry.id for entry in entries))
+        log.info(
+            "updates_applied",
+            applied=outcome.applied,
+            unchanged=outcome.unchanged,
+            unknown=outcome.unknown,
+            dead_lettered=len(malformed),
+        )
+
+    async def _dead_letter(self, malformed: list[tuple[Entry, str]]) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for entry, reason in malformed:
+                log.warning("update_dead_lettered", entry_id=entry.id.decode(), reason=reason)
+                fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
+                fields[b"reason"] = reason.encode()
+                fields[b"source_stream"] = self._streams.updates.encode()
+                fields[b"source_id"] = entry.id
+                pipe.xadd(self._streams.dead_letters, fields)
+            await pipe.execute()

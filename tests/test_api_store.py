@@ -1,0 +1,100 @@
+"""The SQLite store: durable, idempotent schema, monotonic updates, outbox order."""
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import closing
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from lendo_api.sqlite_store import SqliteStore
+from lendo_api.store import StatusChange, UpdateOutcome
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    opened = await SqliteStore.open(tmp_path / "store.sqlite3")
+    yield opened
+    await opened.close()
+
+
+async def new(store: SqliteStore) -> uuid.UUID:
+    created = await store.create(id=uuid.uuid4(), first_name="A", last_name="B", request_id=None)
+    return created.id
+
+
+async def status(store: SqliteStore, application_id: uuid.UUID) -> str:
+    application = await store.get(application_id)
+    assert application is not None
+    return application.status
+
+
+async def test_applications_survive_a_reopen_and_the_schema_is_created_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    first = await SqliteStore.open(path)
+    created = await first.create(
+        id=uuid.uuid4(), first_name="Åsa", last_name="Öberg", request_id="r1"
+    )
+    await first.close()
+
+    again = await SqliteStore.open(path)
+    try:
+        assert await again.get(created.id) == created
+    finally:
+        await again.close()
+    with closing(sqlite3.connect(path)) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+async def test_a_batch_of_updates_only_ever_moves_pending_to_final(store: SqliteStore) -> None:
+    pending, already_final = await new(store), await new(store)
+    await store.apply_updates([StatusChange(already_final, "rejected")])
+
+    outcome = await store.apply_updates(
+        [
+            StatusChange(pending, "completed"),
+            StatusChange(pending, "rejected"),
+            StatusChange(already_final, "completed"),
+            StatusChange(uuid.uuid4(), "completed"),
+        ]
+    )
+
+    assert outcome == UpdateOutcome(applied=1, unchanged=2, unknown=1)
+    assert await status(store, pending) == "completed"
+    assert await status(store, already_final) == "rejected"
+
+
+async def test_concurrent_writers_each_commit_whole(store: SqliteStore) -> None:
+    first = [await new(store) for _ in range(20)]
+
+    created = await asyncio.gather(
+        *(new(store) for _ in range(50)),
+        store.apply_updates([StatusChange(i, "completed") for i in first]),
+    )
+
+    page = await store.list_page(status=None, limit=1000, after=None)
+    assert [item.id for item in page.items[:20]] == first
+    assert {item.id for item in page.items[20:]} == set(created[:50])
+    assert len(page.items) == 70
+    completed = await store.list_page(status="completed", limit=1000, after=None)
+    assert [item.id for item in completed.items] == first
+
+
+async def test_never_published_applications_are_due_first_then_the_longest_quiet(
+    store: SqliteStore,
+) -> None:
+    a, b, c, d = [await new(store) for _ in range(4)]
+    await store.mark_published([c])
+    await store.mark_published([a])
+    await store.apply_updates([StatusChange(d, "completed")])
+
+    recent = await store.due_for_publish(older_than=timedelta(hours=1), limit=10)
+    everything = await store.due_for_publish(older_than=timedelta(0), limit=10)
+
+    assert [item.id for item in recent] == [b]
+    assert [item.id for item in everything] == [b, c, a]
