@@ -238,7 +238,11 @@ async def test_an_oversized_body_is_413_and_changes_nothing(
 ) -> None:
     huge = io.BytesIO(b'{"first_name": "' + b"x" * 2_000_000 + b'", "last_name": "L"}')
 
-    await problem(await client.post("/api/applications", data=huge), 413)
+    response = await client.post(
+        "/api/applications", data=huge, headers={"Content-Type": "application/json"}
+    )
+
+    await problem(response, 413)
     assert stored_rows(settings) == []
 
 

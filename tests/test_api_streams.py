@@ -4,7 +4,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,7 @@ async def test_the_sweep_publishes_a_bounded_batch_oldest_first(
         interval=3600,
         republish_after=3600,
         batch=2,
+        keep_keys_for=timedelta(hours=24),
     )
 
     assert [await reconciler.sweep() for _ in range(4)] == [2, 2, 1, 0]
@@ -328,6 +329,7 @@ async def test_the_sweep_republishes_pending_applications_that_went_quiet_but_ne
         interval=3600,
         republish_after=1e-6,
         batch=100,
+        keep_keys_for=timedelta(hours=24),
     )
 
     assert await reconciler.sweep() == 1

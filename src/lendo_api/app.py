@@ -2,12 +2,15 @@
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from aiohttp import web
 from redis.asyncio import Redis
 
 from lendo_api.applications import Applications
+from lendo_api.auth import api_key_middleware
 from lendo_api.keys import APPLICATIONS, RECONCILER, REDIS, SETTINGS, STORE
+from lendo_api.openapi import setup_openapi
 from lendo_api.problems import problem_middleware
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
@@ -20,11 +23,20 @@ from lendo_api.updates import UpdateConsumer
 
 def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; resources open on startup and close in reverse order on cleanup."""
-    # The request id is outermost, so error responses carry it too.
-    app = web.Application(middlewares=[request_id_middleware, problem_middleware])
+    # The request id is outermost, so error responses carry it too; authentication
+    # is inside the problem middleware, so its refusals are problem documents.
+    app = web.Application(
+        middlewares=[
+            request_id_middleware,
+            problem_middleware,
+            api_key_middleware(settings.api_keys),
+        ],
+        client_max_size=settings.max_body_bytes,
+    )
     app[SETTINGS] = settings
     app.cleanup_ctx.extend([_database, _redis, _workers])
     setup_routes(app)
+    setup_openapi(app)
     return app
 
 
@@ -53,13 +65,17 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     """Wire the domain, and run the update consumer and the reconciler while the app lives."""
     settings, store, redis = app[SETTINGS], app[STORE], app[REDIS]
     publisher = SubmissionPublisher(redis, settings.streams.submissions, store)
-    app[APPLICATIONS] = Applications(store, publisher, publish_timeout=settings.publish_timeout)
+    keep_keys_for = timedelta(seconds=settings.idempotency_ttl)
+    app[APPLICATIONS] = Applications(
+        store, publisher, publish_timeout=settings.publish_timeout, keep_keys_for=keep_keys_for
+    )
     app[RECONCILER] = reconciler = Reconciler(
         store,
         publisher,
         interval=settings.reconcile_interval,
         republish_after=settings.republish_after,
         batch=settings.reconcile_batch,
+        keep_keys_for=keep_keys_for,
     )
     consumer = UpdateConsumer(
         redis,

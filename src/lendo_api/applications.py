@@ -1,16 +1,29 @@
 """What the API does with applications, whatever the transport."""
 
 import asyncio
+import hashlib
+import json
 import uuid
+from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 import structlog
 
-from lendo_api.errors import ApplicationNotFound
+from lendo_api.errors import ApplicationNotFound, IdempotencyKeyReused
 from lendo_api.publisher import SubmissionPublisher
-from lendo_api.store import ApplicationStore, Page, Status, StoredApplication
+from lendo_api.store import ApplicationStore, IdempotencyKey, Page, Status, StoredApplication
 
 log = structlog.stdlib.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Creation:
+    """The outcome of a create: the application, and whether this request made it."""
+
+    application: StoredApplication
+    created: bool
+    """False when an ``Idempotency-Key`` replay found the application of an earlier request."""
 
 
 class Applications:
@@ -20,22 +33,64 @@ class Applications:
     source of truth. Publishing it is tried at once, but only for
     ``publish_timeout``; whatever fails here the reconciler publishes later,
     so a slow or absent Redis never fails a create.
+
+    With an idempotency key, a repeated request (a client retrying after a
+    lost answer) gets the application of the first one instead of a second
+    application, for ``keep_keys_for`` after the first.
     """
 
     def __init__(
-        self, store: ApplicationStore, publisher: SubmissionPublisher, *, publish_timeout: float
+        self,
+        store: ApplicationStore,
+        publisher: SubmissionPublisher,
+        *,
+        publish_timeout: float,
+        keep_keys_for: timedelta,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._publish_timeout = publish_timeout
+        self._keep_keys_for = keep_keys_for
 
     async def create(
-        self, *, first_name: str, last_name: str, request_id: str
-    ) -> StoredApplication:
-        application = await self._store.create(
-            id=uuid.uuid4(), first_name=first_name, last_name=last_name, request_id=request_id
-        )
+        self,
+        *,
+        first_name: str,
+        last_name: str,
+        request_id: str,
+        idempotency_key: str | None,
+        client: str,
+    ) -> Creation:
+        """Create an application, or find the one an earlier request with this key created.
+
+        Raises :class:`IdempotencyKeyReused` if the key came with different names.
+        """
+        if idempotency_key is None:
+            application = await self._store.create(
+                id=uuid.uuid4(), first_name=first_name, last_name=last_name, request_id=request_id
+            )
+        else:
+            key = IdempotencyKey(client, idempotency_key, _body_hash(first_name, last_name))
+            keyed = await self._store.create_once(
+                key=key,
+                id=uuid.uuid4(),
+                first_name=first_name,
+                last_name=last_name,
+                request_id=request_id,
+                keep_for=self._keep_keys_for,
+            )
+            if keyed.body_hash != key.body_hash:
+                raise IdempotencyKeyReused(idempotency_key)
+            application = keyed.application
+            if not keyed.created:
+                # Already published, or left to the reconciler, by the first request.
+                log.info("application_replayed", application_id=str(application.id))
+                return Creation(application, created=False)
         log.info("application_created", application_id=str(application.id))
+        await self._publish(application)
+        return Creation(application, created=True)
+
+    async def _publish(self, application: StoredApplication) -> None:
         try:
             async with asyncio.timeout(self._publish_timeout):
                 await self._publisher.publish([application])
@@ -48,7 +103,6 @@ class Applications:
                 error=str(error),
                 error_type=type(error).__name__,
             )
-        return application
 
     async def get(self, application_id: UUID) -> StoredApplication:
         application = await self._store.get(application_id)
@@ -58,3 +112,9 @@ class Applications:
 
     async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
         return await self._store.list_page(status=status, limit=limit, after=after)
+
+
+def _body_hash(first_name: str, last_name: str) -> str:
+    """Hash of the normalised body: equal for requests that differ only in spacing or key order."""
+    normalised = json.dumps([first_name, last_name], ensure_ascii=False).encode()
+    return hashlib.sha256(normalised).hexdigest()

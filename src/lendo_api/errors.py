@@ -23,3 +23,11 @@ class InvalidInput(ValueError):
     def __init__(self, errors: list[FieldError]) -> None:
         super().__init__("; ".join(f"{error.field}: {error.message}" for error in errors))
         self.errors = errors
+
+
+class IdempotencyKeyReused(ValueError):
+    """An ``Idempotency-Key`` already used for a request with a different body."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was already used with a different body")
+        self.key = key

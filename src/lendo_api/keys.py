@@ -15,3 +15,5 @@ APPLICATIONS = web.AppKey("applications", Applications)
 RECONCILER = web.AppKey("reconciler", Reconciler)
 
 REQUEST_ID = web.RequestKey("request_id", str)
+CLIENT = web.RequestKey("client", str)
+"""Who is calling: an id derived from the API key, or empty without authentication."""

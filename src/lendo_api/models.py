@@ -26,6 +26,7 @@ from lendo_api.store import Status
 MAX_NAME_LENGTH = 100
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 # Control, format and line/paragraph separators: invisible or line-breaking, so a
 # name holding one would print differently in every system it reaches.
@@ -83,8 +84,27 @@ class NewApplication(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    first_name: Name
-    last_name: Name
+    first_name: Name = Field(
+        description="Trimmed and NFC-normalised; control and format characters are refused."
+    )
+    last_name: Name = Field(
+        description="Trimmed and NFC-normalised; control and format characters are refused."
+    )
+
+
+class CreateHeaders(BaseModel):
+    """The headers of ``POST /api/applications`` that change what it does."""
+
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=MAX_IDEMPOTENCY_KEY_LENGTH,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique printable ASCII text, e.g. a UUID, chosen by the client. "
+        "A repeated request with the same key and body returns the application of the "
+        "first (200) instead of creating another; with another body it is refused (409).",
+    )
 
 
 class ApplicationPath(BaseModel):
@@ -98,9 +118,16 @@ class ApplicationQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    status: Status | None = None
-    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
-    cursor: Cursor | None = None
+    status: Status | None = Field(
+        default=None, description="Only applications with this status; all when absent."
+    )
+    limit: int = Field(
+        default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Largest page size."
+    )
+    cursor: Cursor | None = Field(
+        default=None,
+        description="The next_cursor of the previous page; the first page when absent.",
+    )
 
 
 class Application(BaseModel):
@@ -111,9 +138,12 @@ class Application(BaseModel):
     id: UUID
     first_name: str
     last_name: str
-    status: Status
+    status: Status = Field(
+        description="pending until the bank decides; then completed (granted) or rejected, "
+        "never to change again."
+    )
     created_at: datetime
-    updated_at: datetime
+    updated_at: datetime = Field(description="When the status last changed.")
 
 
 class ApplicationPage(BaseModel):

@@ -12,7 +12,12 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from lendo_api.errors import ApplicationNotFound, InvalidInput, MalformedJson
+from lendo_api.errors import (
+    ApplicationNotFound,
+    IdempotencyKeyReused,
+    InvalidInput,
+    MalformedJson,
+)
 from lendo_api.models import Problem
 
 PROBLEM_JSON = "application/problem+json"
@@ -22,6 +27,10 @@ PROBLEM_JSON = "application/problem+json"
 INVALID_INPUT = "/problems/invalid-input"
 MALFORMED_JSON = "/problems/malformed-json"
 APPLICATION_NOT_FOUND = "/problems/application-not-found"
+IDEMPOTENCY_KEY_REUSED = "/problems/idempotency-key-reused"
+
+# Headers of aiohttp's HTTP errors that tell the client what to do next.
+_KEPT_HEADERS = ("Allow", "WWW-Authenticate")
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -54,6 +63,15 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
                 detail=f"No application has id {error.application_id}.",
             )
         )
+    except IdempotencyKeyReused as error:
+        return render_problem(
+            Problem(
+                type=IDEMPOTENCY_KEY_REUSED,
+                title="Idempotency key reused",
+                status=409,
+                detail=f"{error}; use a new key for a new application.",
+            )
+        )
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -81,16 +99,12 @@ def render_problem(problem: Problem, headers: Mapping[str, str] | None = None) -
 def _http_problem(request: web.Request, error: web.HTTPException) -> web.Response:
     if isinstance(error, web.HTTPMethodNotAllowed):
         allowed = ", ".join(sorted(error.allowed_methods))
-        return render_problem(
-            Problem(
-                title=error.reason,
-                status=error.status,
-                detail=f"{request.method} is not allowed on {request.path}; allowed: {allowed}.",
-            ),
-            headers={"Allow": error.headers["Allow"]},
-        )
-    if isinstance(error, web.HTTPNotFound):
+        detail = f"{request.method} is not allowed on {request.path}; allowed: {allowed}."
+    elif isinstance(error, web.HTTPNotFound):
         detail = f"Nothing is at {request.path}."
     else:
         detail = error.text or error.reason
-    return render_problem(Problem(title=error.reason, status=error.status, detail=detail))
+    headers = {name: error.headers[name] for name in _KEPT_HEADERS if name in error.headers}
+    return render_problem(
+        Problem(title=error.reason, status=error.status, detail=detail), headers=headers
+    )

@@ -1,5 +1,9 @@
-"""The outbox sweep: publish what creation could not, and what went quiet."""
+"""The API's periodic sweep: publish what creation could not, and what went quiet.
 
+The same sweep forgets expired idempotency keys, the one other record that ages out.
+"""
+
+from collections.abc import Awaitable
 from datetime import timedelta
 
 import structlog
@@ -18,6 +22,9 @@ class Reconciler:
     Never published: Redis was down at creation, or the API died between the
     commit and the XADD. Quiet: published more than ``republish_after`` ago and
     still pending, because Redis lost the entry or no poller finished it.
+
+    Each round also purges idempotency keys older than ``keep_keys_for``;
+    the store already ignores them, so purging late is harmless.
     """
 
     def __init__(
@@ -28,33 +35,35 @@ class Reconciler:
         interval: float,
         republish_after: float,
         batch: int,
+        keep_keys_for: timedelta,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._interval = interval
         self._republish_after = timedelta(seconds=republish_after)
         self._batch = batch
+        self._keep_keys_for = keep_keys_for
         self._stop = StopSignal()
 
     async def run(self) -> None:
         """Sweep every ``interval`` until :meth:`stop`; a full batch sweeps again at once."""
         while not self._stop.is_set():
-            try:
-                published = await self.sweep()
-            except RedisError as error:
-                log.warning(
-                    "outbox_sweep_failed", error=str(error), error_type=type(error).__name__
-                )
-                published = 0
-            except Exception:
-                log.exception("outbox_sweep_failed")
-                published = 0
+            published = await _logging_failures(self.sweep(), "outbox_sweep_failed")
+            # Apart from the outbox, so that keys expire even while Redis is down.
+            await _logging_failures(self.purge(), "idempotency_purge_failed")
             if published < self._batch:
                 await self._stop.sleep(self._interval)
 
     def stop(self) -> None:
         """Ask :meth:`run` to return after the sweep in hand."""
         self._stop.set()
+
+    async def purge(self) -> int:
+        """Forget expired idempotency keys; return how many."""
+        purged = await self._store.purge_idempotency_keys(older_than=self._keep_keys_for)
+        if purged:
+            log.info("idempotency_keys_purged", count=purged)
+        return purged
 
     async def sweep(self) -> int:
         """Publish one batch of due applications; return how many."""
@@ -63,3 +72,14 @@ class Reconciler:
         if due:
             log.info("outbox_published", count=len(due))
         return len(due)
+
+
+async def _logging_failures(step: Awaitable[int], event: str) -> int:
+    """Run one step of the sweep; a failure is logged and counts as nothing done."""
+    try:
+        return await step
+    except RedisError as error:
+        log.warning(event, error=str(error), error_type=type(error).__name__)
+    except Exception:
+        log.exception(event)
+    return 0

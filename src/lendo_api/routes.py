@@ -1,18 +1,24 @@
-"""HTTP handlers: parse the request with a model, call the domain, render a model."""
+"""HTTP handlers: parse the request with a model, call the domain, render a model.
+
+What each handler promises is in :mod:`lendo_api.operations`, attached here
+as its OpenAPI description.
+"""
 
 from collections.abc import Mapping
 from typing import TypeVar
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
+from lendo_api import operations
 from lendo_api.errors import InvalidInput, MalformedJson
-from lendo_api.keys import APPLICATIONS, REQUEST_ID
+from lendo_api.keys import APPLICATIONS, CLIENT, REQUEST_ID
 from lendo_api.models import (
     Application,
     ApplicationPage,
     ApplicationPath,
     ApplicationQuery,
+    CreateHeaders,
     FieldError,
     Health,
     NewApplication,
@@ -24,29 +30,43 @@ APPLICATION_ROUTE = "application"
 
 
 def setup_routes(app: web.Application) -> None:
+    # No implicit HEAD: every method served is one the OpenAPI document describes.
     app.router.add_post("/api/applications", create_application)
-    app.router.add_get("/api/applications", list_applications)
-    app.router.add_get("/api/applications/{id}", get_application, name=APPLICATION_ROUTE)
-    app.router.add_get("/healthz", health)
+    app.router.add_get("/api/applications", list_applications, allow_head=False)
+    app.router.add_get(
+        "/api/applications/{id}", get_application, name=APPLICATION_ROUTE, allow_head=False
+    )
+    app.router.add_get("/healthz", health, allow_head=False)
 
 
+@operations.CREATE_APPLICATION
 async def create_application(request: web.Request) -> web.Response:
-    new = _parse_json(NewApplication, await request.read())
-    created = await request.app[APPLICATIONS].create(
-        first_name=new.first_name, last_name=new.last_name, request_id=request[REQUEST_ID]
+    headers = _parse(CreateHeaders, _headers(request, CreateHeaders))
+    new = _parse_json(NewApplication, await _json_body(request))
+    creation = await request.app[APPLICATIONS].create(
+        first_name=new.first_name,
+        last_name=new.last_name,
+        request_id=request[REQUEST_ID],
+        idempotency_key=headers.idempotency_key,
+        client=request[CLIENT],
     )
-    location = request.app.router[APPLICATION_ROUTE].url_for(id=str(created.id))
+    application = creation.application
+    location = request.app.router[APPLICATION_ROUTE].url_for(id=str(application.id))
     return _render(
-        Application.model_validate(created), status=201, headers={"Location": str(location)}
+        Application.model_validate(application),
+        status=201 if creation.created else 200,
+        headers={"Location": str(location)},
     )
 
 
+@operations.GET_APPLICATION
 async def get_application(request: web.Request) -> web.Response:
     path = _parse(ApplicationPath, request.match_info)
     application = await request.app[APPLICATIONS].get(path.id)
     return _render(Application.model_validate(application))
 
 
+@operations.LIST_APPLICATIONS
 async def list_applications(request: web.Request) -> web.Response:
     query = _parse(ApplicationQuery, request.query)
     page = await request.app[APPLICATIONS].list_page(
@@ -60,8 +80,27 @@ async def list_applications(request: web.Request) -> web.Response:
     )
 
 
+@operations.HEALTH
 async def health(request: web.Request) -> web.Response:
     return _render(Health())
+
+
+async def _json_body(request: web.Request) -> bytes:
+    """The body, if declared as JSON (else 415); aiohttp refuses one over the size limit (413)."""
+    charset = (request.charset or "utf-8").lower()
+    if request.content_type != "application/json" or charset != "utf-8":
+        sent = request.headers.get(hdrs.CONTENT_TYPE)
+        raise web.HTTPUnsupportedMediaType(
+            text="The body must be JSON: send 'Content-Type: application/json', "
+            + (f"not {sent!r}." if sent else "none was sent.")
+        )
+    return await request.read()
+
+
+def _headers(request: web.Request, model: type[BaseModel]) -> dict[str, str]:
+    """The headers ``model`` reads, by their names on the wire, if the request has them."""
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    return {name: request.headers[name] for name in names if name in request.headers}
 
 
 def _parse_json(model: type[M], body: bytes) -> M:

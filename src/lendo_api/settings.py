@@ -3,7 +3,8 @@
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt
+from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic_settings import NoDecode
 
 from lendo_streams.settings import RedisSettings
 
@@ -11,6 +12,16 @@ from lendo_streams.settings import RedisSettings
 def _upper(value: object) -> object:
     return value.upper() if isinstance(value, str) else value
 
+
+def _comma_separated(value: object) -> object:
+    """Split ``a, b`` into keys; an empty variable means no keys, so no authentication."""
+    if isinstance(value, str):
+        return tuple(key.strip() for key in value.split(",") if key.strip())
+    return value
+
+
+ApiKeys = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
+"""Secret, so that printing the settings never prints a key."""
 
 LogLevel = Annotated[
     Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
@@ -53,5 +64,20 @@ class ApiSettings(RedisSettings):
         default=5.0,
         description="Longest wait for Redis to connect or answer, on top of a blocking "
         "read's own wait, so a hung Redis is noticed instead of waited on forever.",
+    )
+    max_body_bytes: PositiveInt = Field(
+        default=16 * 1024,
+        description="Largest request body accepted, in bytes; a larger one is refused with 413. "
+        "An application is two names of at most 100 characters, so 16 KiB is ample.",
+    )
+    idempotency_ttl: PositiveFloat = Field(
+        default=24 * 3600.0,
+        description="How long, in seconds, an Idempotency-Key is remembered; after it the "
+        "same key creates a new application.",
+    )
+    api_keys: ApiKeys = Field(
+        default=(),
+        description="Comma-separated API keys. When set, every /api/applications call needs "
+        "'Authorization: Bearer <key>'; docs, the OpenAPI document and /healthz stay open.",
     )
     log_level: LogLevel = Field(default="INFO")

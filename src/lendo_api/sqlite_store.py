@@ -5,6 +5,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar, cast
@@ -12,7 +13,15 @@ from uuid import UUID
 
 import aiosqlite
 
-from lendo_api.store import Page, Status, StatusChange, StoredApplication, UpdateOutcome
+from lendo_api.store import (
+    IdempotencyKey,
+    KeyedCreation,
+    Page,
+    Status,
+    StatusChange,
+    StoredApplication,
+    UpdateOutcome,
+)
 
 T = TypeVar("T")
 
@@ -32,6 +41,16 @@ CREATE INDEX IF NOT EXISTS applications_by_status ON applications (status, seq);
 -- The outbox sweep reads only pending rows, oldest publish first.
 CREATE INDEX IF NOT EXISTS applications_to_publish
     ON applications (published_at) WHERE status = 'pending';
+-- The primary key is what makes concurrent requests with one key create one application.
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    scope          TEXT NOT NULL,
+    key            TEXT NOT NULL,
+    body_hash      TEXT NOT NULL,
+    application_id TEXT NOT NULL,
+    created_at     TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
 """
 
 # Fixed width, so that SQL compares timestamps correctly as text.
@@ -76,29 +95,69 @@ class SqliteStore:
     async def create(
         self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
     ) -> StoredApplication:
-        now = _now()
+        application = _new_application(id, first_name, last_name, request_id)
+        seq = await self._write(lambda: self._insert(application))
+        return replace(application, seq=seq)
 
-        async def insert() -> int:
+    async def create_once(
+        self,
+        *,
+        key: IdempotencyKey,
+        id: UUID,
+        first_name: str,
+        last_name: str,
+        request_id: str | None,
+        keep_for: timedelta,
+    ) -> KeyedCreation:
+        application = _new_application(id, first_name, last_name, request_id)
+        now = _text(application.created_at)
+
+        async def create_or_find() -> KeyedCreation:
+            async with self._transaction():
+                # Claim the key, or take over an expired claim not yet purged; then
+                # read back whose claim stands. The claim and the row commit together.
+                await self._db.execute(
+                    "INSERT INTO idempotency_keys"
+                    " (scope, key, body_hash, application_id, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)"
+                    " ON CONFLICT (scope, key) DO UPDATE SET"
+                    " body_hash = excluded.body_hash,"
+                    " application_id = excluded.application_id,"
+                    " created_at = excluded.created_at"
+                    " WHERE idempotency_keys.created_at < ?",
+                    (
+                        key.scope,
+                        key.key,
+                        key.body_hash,
+                        str(id),
+                        now,
+                        _text(application.created_at - keep_for),
+                    ),
+                )
+                [claim] = await self._db.execute_fetchall(
+                    "SELECT body_hash, application_id FROM idempotency_keys"
+                    " WHERE scope = ? AND key = ?",
+                    (key.scope, key.key),
+                )
+                if claim["application_id"] == str(id):
+                    seq = await self._insert(application)
+                    return KeyedCreation(replace(application, seq=seq), True, key.body_hash)
+                [row] = await self._db.execute_fetchall(
+                    "SELECT * FROM applications WHERE id = ?", (claim["application_id"],)
+                )
+                return KeyedCreation(_application(row), False, claim["body_hash"])
+
+        return await self._write(create_or_find)
+
+    async def purge_idempotency_keys(self, *, older_than: timedelta) -> int:
+        async def purge() -> int:
             cursor = await self._db.execute(
-                "INSERT INTO applications"
-                " (id, first_name, last_name, status, request_id, created_at, updated_at)"
-                " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-                (str(id), first_name, last_name, request_id, _text(now), _text(now)),
+                "DELETE FROM idempotency_keys WHERE created_at < ?",
+                (_text(_now() - older_than),),
             )
-            return cast(int, cursor.lastrowid)
+            return cursor.rowcount
 
-        seq = await self._write(insert)
-        return StoredApplication(
-            seq=seq,
-            id=id,
-            first_name=first_name,
-            last_name=last_name,
-            status="pending",
-            request_id=request_id,
-            created_at=now,
-            updated_at=now,
-            published_at=None,
-        )
+        return await self._write(purge)
 
     async def get(self, id: UUID) -> StoredApplication | None:
         rows = await self._read("SELECT * FROM applications WHERE id = ?", (str(id),))
@@ -167,6 +226,23 @@ class SqliteStore:
 
         await self._write(mark)
 
+    async def _insert(self, application: StoredApplication) -> int:
+        """Insert a new application; return its ``seq``. The caller holds the lock."""
+        cursor = await self._db.execute(
+            "INSERT INTO applications"
+            " (id, first_name, last_name, status, request_id, created_at, updated_at)"
+            " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
+            (
+                str(application.id),
+                application.first_name,
+                application.last_name,
+                application.request_id,
+                _text(application.created_at),
+                _text(application.updated_at),
+            ),
+        )
+        return cast(int, cursor.lastrowid)
+
     async def _read(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
         async with self._lock:
             rows = await self._db.execute_fetchall(sql, parameters)
@@ -190,6 +266,24 @@ class SqliteStore:
             if self._db.in_transaction:
                 await self._db.execute("ROLLBACK")
             raise
+
+
+def _new_application(
+    id: UUID, first_name: str, last_name: str, request_id: str | None
+) -> StoredApplication:
+    """A pending, unpublished application; its ``seq`` is known once inserted."""
+    now = _now()
+    return StoredApplication(
+        seq=0,
+        id=id,
+        first_name=first_name,
+        last_name=last_name,
+        status="pending",
+        request_id=request_id,
+        created_at=now,
+        updated_at=now,
+        published_at=None,
+    )
 
 
 def _now() -> datetime:

@@ -63,6 +63,28 @@ class UpdateOutcome:
     """Changes for ids this store has never seen."""
 
 
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A client's promise that every request carrying this key is the same request."""
+
+    scope: str
+    """Who sent it, so that two API clients' keys never collide."""
+    key: str
+    body_hash: str
+    """Hash of the normalised body, to tell a replay from a reuse; the names are not kept."""
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedCreation:
+    """What a create with an idempotency key did."""
+
+    application: StoredApplication
+    """The new application, or the one the key was first used for."""
+    created: bool
+    body_hash: str
+    """The body hash the key was first used with; equal to the request's if ``created``."""
+
+
 class ApplicationStore(Protocol):
     """Durable applications; each method is atomic, timestamps are the store's own UTC clock."""
 
@@ -70,6 +92,27 @@ class ApplicationStore(Protocol):
         self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
     ) -> StoredApplication:
         """Commit a new pending, unpublished application and return it."""
+        ...
+
+    async def create_once(
+        self,
+        *,
+        key: IdempotencyKey,
+        id: UUID,
+        first_name: str,
+        last_name: str,
+        request_id: str | None,
+        keep_for: timedelta,
+    ) -> KeyedCreation:
+        """Create as :meth:`create` unless ``key`` names an application of the last ``keep_for``.
+
+        Atomic: of concurrent calls with one key, exactly one creates. A key
+        older than ``keep_for`` counts as unused.
+        """
+        ...
+
+    async def purge_idempotency_keys(self, *, older_than: timedelta) -> int:
+        """Forget keys used more than ``older_than`` ago; return how many."""
         ...
 
     async def get(self, id: UUID) -> StoredApplication | None:
