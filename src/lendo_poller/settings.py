@@ -5,8 +5,17 @@ hundred times faster than production.
 """
 
 import socket
+from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+from tenacity import wait_random_exponential
 
 from lendo_streams.settings import RedisSettings
 
@@ -47,7 +56,9 @@ class PollerSettings(RedisSettings):
         default=2.0, description="Timeout to open a connection to the bank."
     )
     bank_max_connections: PositiveInt = Field(
-        default=200, description="Concurrent connections to the bank (politeness cap)."
+        default=200,
+        description="Bank requests in flight at once, and connections (politeness cap); "
+        "the other actors wait their turn.",
     )
     claim_idle: PositiveFloat = Field(
         default=60.0,
@@ -65,7 +76,29 @@ class PollerSettings(RedisSettings):
     shutdown_grace: PositiveFloat = Field(
         default=5.0, description="Longest wait for actors to hand back their entries on SIGTERM."
     )
-    log_level: str = Field(default="INFO")
+    redis_timeout: PositiveFloat = Field(
+        default=5.0,
+        description="Longest wait for a Redis reply beyond a blocking read's own wait, so a "
+        "silently dead connection is noticed.",
+    )
+    summary_interval: PositiveFloat = Field(
+        default=5.0, description="How often one summary line (counts only) is logged."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+
+    @property
+    def backoff(self) -> wait_random_exponential:
+        """The wait after a failed bank or Redis call: exponential, capped, full jitter.
+
+        Full jitter spreads thousands of actors that failed at the same moment over
+        the whole window, so a recovering bank is not hit by all of them at once.
+        """
+        return wait_random_exponential(multiplier=self.retry_initial, max=self.retry_max)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _claims_refresh_before_stealing(self) -> "PollerSettings":

@@ -1,0 +1,120 @@
+"""One actor per pending application: submit, poll until final, record the result.
+
+An actor is a single flat coroutine run as one ``asyncio.Task``; everything
+it shares with the others (bank client, acker, bank gate, schedule) lives
+once in :class:`Actors`. Between polls an actor costs its task, one frame,
+its sleep and the raw stream entry: names are decoded only for the moment of
+a submission, and only actors let through the gate build requests. That keeps
+50,000 actors within a few hundred megabytes. An actor never acknowledges its
+entry except together with the outcome, so cancelling it at any point hands
+the entry back to the group.
+"""
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from uuid import UUID
+
+import structlog
+from tenacity import AsyncRetrying, retry_if_exception_type
+
+from lendo_poller.acks import Acker
+from lendo_poller.bank import (
+    BankClient,
+    BankUnavailable,
+    InvalidApplication,
+    JobNotFound,
+    JobStatus,
+)
+from lendo_poller.gate import Gate
+from lendo_poller.settings import PollerSettings
+from lendo_streams import Entry, SubmissionMessage, UpdateMessage, decode
+
+
+class Actors:
+    """What every actor shares; :meth:`follow` is the coroutine of one actor.
+
+    ``on_done(entry_id, application_id)`` is called when an actor ends,
+    however it ends (decided, dead-lettered, failed or cancelled).
+    """
+
+    def __init__(
+        self,
+        bank: BankClient,
+        acker: Acker,
+        settings: PollerSettings,
+        on_done: Callable[[bytes, UUID], None],
+    ) -> None:
+        self._bank = bank
+        self._acker = acker
+        self._first_poll_delay = settings.first_poll_delay
+        self._poll_interval = settings.poll_interval
+        self._backoff = settings.backoff
+        # Actors queue here, before building a request: a waiting actor costs
+        # a future, not a retry state and an HTTP request. The gate is as wide
+        # as the connection pool, so a request never waits for a connection.
+        self._gate = Gate(settings.bank_max_connections)
+        self._on_done = on_done
+        self._log = structlog.stdlib.get_logger(__name__)
+
+    async def follow(self, entry: Entry, application_id: UUID) -> None:
+        """Carry the application of a valid submission entry to its recorded final status."""
+        try:
+            while True:
+                try:
+                    await self._submit(entry)
+                except InvalidApplication as error:
+                    reason = f"bank refused the payload: {error}"
+                    await self._acker.dead_letter([(entry, reason)])
+                    return
+                # The bank decides 5-20 s after a submission; polling earlier only costs requests.
+                await asyncio.sleep(self._first_poll_delay)
+                try:
+                    while True:
+                        status = await self._job_status(application_id)
+                        if status != "pending":
+                            break
+                        await asyncio.sleep(self._poll_interval)
+                except JobNotFound:
+                    # The bank restarted and forgot the application: submitting it
+                    # again (same id) is the only way to get a decision.
+                    self._log.debug("application_resubmitted", application_id=str(application_id))
+                    continue
+                update = UpdateMessage(
+                    id=application_id,
+                    status=status,
+                    decided_at=datetime.now(UTC),
+                    request_id=decode(SubmissionMessage, entry.fields).request_id,
+                )
+                await self._acker.finish(entry.id, update)
+                self._log.debug(
+                    "application_decided", application_id=str(application_id), status=status
+                )
+                return
+        except Exception:
+            # Left unacknowledged: the entry goes idle and is claimed again, and
+            # after max_deliveries attempts it ends in the dead letters.
+            self._log.exception("actor_failed", entry_id=entry.id.decode())
+        finally:
+            self._on_done(entry.id, application_id)
+
+    async def _submit(self, entry: Entry) -> None:
+        async with self._gate:
+            message = decode(SubmissionMessage, entry.fields)
+            await self._retrying()(self._bank.submit, message)
+
+    async def _job_status(self, application_id: UUID) -> JobStatus:
+        async with self._gate:
+            return await self._retrying()(self._bank.job_status, application_id)
+
+    def _retrying(self) -> AsyncRetrying:
+        """Retry after every :class:`BankUnavailable`, without limit.
+
+        The bank being unreachable only delays an application; the actor ends
+        only by being cancelled, which hands its entry back. An actor keeps
+        its place at the gate while it backs off, so a failing bank sees at
+        most ``bank_max_connections`` actors retrying.
+        """
+        return AsyncRetrying(
+            retry=retry_if_exception_type(BankUnavailable), wait=self._backoff, reraise=True
+        )

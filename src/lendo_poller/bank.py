@@ -1,0 +1,186 @@
+"""The bank partner's HTTP API, as typed calls with a closed set of errors.
+
+Everything the network or the bank can do wrong that is worth trying again
+becomes :class:`BankUnavailable`; the two answers that change what the caller
+does next are :class:`InvalidApplication` and :class:`JobNotFound`. No other
+exception leaves this module, so an actor's error handling is complete by
+construction.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+from yarl import URL
+
+from lendo_poller.settings import PollerSettings
+from lendo_streams import SubmissionMessage
+
+JobStatus = Literal["pending", "completed", "rejected"]
+
+# The bank tells its two 400 answers apart only by their text. Matching a key
+# phrase rather than the whole sentence survives punctuation changes in the
+# real image, which would otherwise turn "already used" into a retry forever.
+_ALREADY_USED = "already used"
+_NOT_VALID = "not valid"
+
+
+class BankError(Exception):
+    """Base of every error :class:`BankClient` raises."""
+
+
+class BankUnavailable(BankError):
+    """Transient: no usable answer (network, timeout, 5xx, garbage). Try again later."""
+
+
+class InvalidApplication(BankError):
+    """Permanent: the bank says the payload is not valid. Retrying cannot help."""
+
+
+class JobNotFound(BankError):
+    """The bank does not know the application (it restarted): submit it again."""
+
+
+@dataclass(slots=True)
+class BankStats:
+    """Bank requests counted by outcome, for summaries and metrics."""
+
+    accepted: int = 0
+    already_known: int = 0
+    invalid: int = 0
+    pending: int = 0
+    decided: int = 0
+    not_found: int = 0
+    unavailable: int = 0
+
+
+class _ErrorBody(BaseModel):
+    error: str
+
+
+class _Application(BaseModel):
+    id: UUID
+
+
+class _Job(BaseModel):
+    application_id: UUID
+    status: JobStatus
+
+
+class BankClient:
+    """Submit applications and read their jobs over one ``aiohttp.ClientSession``.
+
+    Create it inside a running event loop and :meth:`close` it when done.
+    The timeouts include any wait for one of the ``max_connections``
+    connections, so callers should not run more requests than that at once.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float,
+        connect_timeout: float,
+        max_connections: int,
+    ) -> None:
+        base = URL(base_url.rstrip("/"))
+        self._applications_url = base / "api" / "applications"
+        self._jobs_url = base / "api" / "jobs"
+        self._session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout, connect=connect_timeout),
+            connector=aiohttp.TCPConnector(limit=max_connections),
+        )
+        self.stats = BankStats()
+
+    @classmethod
+    def from_settings(cls, settings: PollerSettings) -> "BankClient":
+        return cls(
+            str(settings.bank_url),
+            timeout=settings.bank_timeout,
+            connect_timeout=settings.bank_connect_timeout,
+            max_connections=settings.bank_max_connections,
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def submit(self, message: SubmissionMessage) -> None:
+        """Hand an application to the bank; a resubmission the bank already has is success.
+
+        Raises :class:`InvalidApplication` or :class:`BankUnavailable`.
+        """
+        payload = {
+            "id": str(message.id),
+            "first_name": message.first_name,
+            "last_name": message.last_name,
+        }
+        status, body = await self._request("POST", self._applications_url, json=payload)
+        if status == 201 and self._accepted(body, message.id):
+            self.stats.accepted += 1
+            return
+        if status == 400:
+            error = self._error_of(body)
+            if _ALREADY_USED in error:
+                self.stats.already_known += 1
+                return
+            if _NOT_VALID in error:
+                self.stats.invalid += 1
+                raise InvalidApplication(error)
+        raise self._unavailable(f"unexpected answer {status} to a submission")
+
+    async def job_status(self, application_id: UUID) -> JobStatus:
+        """The status of the job assessing ``application_id``.
+
+        Raises :class:`JobNotFound` or :class:`BankUnavailable`.
+        """
+        params = {"application_id": str(application_id)}
+        status, body = await self._request("GET", self._jobs_url, params=params)
+        if status == 404:
+            self.stats.not_found += 1
+            raise JobNotFound(str(application_id))
+        if status == 200:
+            try:
+                job = _Job.model_validate_json(body)
+            except ValidationError:
+                raise self._unavailable("job answer is not a job") from None
+            if job.application_id == application_id:
+                if job.status == "pending":
+                    self.stats.pending += 1
+                else:
+                    self.stats.decided += 1
+                return job.status
+        raise self._unavailable(f"unexpected answer {status} to a job query")
+
+    async def _request(
+        self,
+        method: str,
+        url: URL,
+        *,
+        json: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> tuple[int, bytes]:
+        try:
+            async with self._session.request(method, url, json=json, params=params) as response:
+                return response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise self._unavailable(f"{type(error).__name__}: {error}") from None
+
+    def _unavailable(self, reason: str) -> BankUnavailable:
+        self.stats.unavailable += 1
+        return BankUnavailable(reason)
+
+    @staticmethod
+    def _accepted(body: bytes, application_id: UUID) -> bool:
+        try:
+            return _Application.model_validate_json(body).id == application_id
+        except ValidationError:
+            return False
+
+    @staticmethod
+    def _error_of(body: bytes) -> str:
+        try:
+            return _ErrorBody.model_validate_json(body).error
+        except ValidationError:
+            return ""

@@ -1,0 +1,75 @@
+"""The ``lendo-poller`` process: wires settings, logs, Redis and the bank to a Poller.
+
+SIGTERM and SIGINT stop the poller, which hands its in-flight entries back to
+the group; then every connection is closed and the process exits 0.
+"""
+
+import asyncio
+import signal
+
+import structlog
+from redis.asyncio import Redis
+
+from lendo_poller.bank import BankClient
+from lendo_poller.poller import Poller
+from lendo_poller.settings import PollerSettings
+from lendo_streams.logs import configure_logging
+from lendo_streams.settings import load_settings
+
+
+def main() -> None:
+    """Console entry point; exits 2 with one line if the configuration is invalid."""
+    settings = load_settings(PollerSettings, "lendo-poller")
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))
+
+
+async def serve(settings: PollerSettings) -> None:
+    """Run one poller until SIGTERM or SIGINT, then close what was opened here."""
+    log = structlog.stdlib.get_logger(__name__)
+    redis = Redis.from_url(
+        str(settings.redis_url),
+        decode_responses=False,
+        socket_connect_timeout=settings.redis_timeout,
+        # A blocking XREADGROUP legitimately waits read_block for its answer.
+        socket_timeout=settings.read_block + settings.redis_timeout,
+    )
+    bank = BankClient.from_settings(settings)
+    poller = Poller(settings, redis, bank)
+    loop = asyncio.get_running_loop()
+    stop_signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in stop_signals:
+        loop.add_signal_handler(signum, poller.stop)
+    log.info(
+        "poller_started",
+        consumer=settings.consumer_name,
+        bank_url=str(settings.bank_url),
+        max_in_flight=settings.max_in_flight,
+    )
+    summaries = asyncio.create_task(_summarize(poller, bank, settings.summary_interval))
+    try:
+        await poller.run()
+    finally:
+        summaries.cancel()
+        for signum in stop_signals:
+            loop.remove_signal_handler(signum)
+        await bank.close()
+        await redis.aclose()
+    log.info("poller_stopped", finished=poller.stats.finished)
+
+
+async def _summarize(poller: Poller, bank: BankClient, interval: float) -> None:
+    """Log counts every ``interval``: one line, however many applications are in flight."""
+    log = structlog.stdlib.get_logger(__name__)
+    while True:
+        await asyncio.sleep(interval)
+        log.info(
+            "poller_summary",
+            in_flight=poller.in_flight,
+            finished=poller.stats.finished,
+            dead_lettered=poller.stats.dead_lettered,
+            duplicates=poller.stats.duplicates,
+            redis_write_retries=poller.stats.write_retries,
+            bank_unavailable=bank.stats.unavailable,
+            bank_not_found=bank.stats.not_found,
+        )
