@@ -1,16 +1,13 @@
 """Configuration of ``lendo-api``, from ``LENDO_*`` environment variables."""
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import NoDecode
 
+from lendo_streams.logs import LogLevel
 from lendo_streams.settings import RedisSettings
-
-
-def _upper(value: object) -> object:
-    return value.upper() if isinstance(value, str) else value
 
 
 def _comma_separated(value: object) -> object:
@@ -22,10 +19,6 @@ def _comma_separated(value: object) -> object:
 
 ApiKeys = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
 """Secret, so that printing the settings never prints a key."""
-
-LogLevel = Annotated[
-    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
-]
 
 
 class ApiSettings(RedisSettings):

@@ -5,18 +5,17 @@ hundred times faster than production.
 """
 
 import socket
-from typing import Literal
 
 from pydantic import (
     AnyHttpUrl,
     Field,
     PositiveFloat,
     PositiveInt,
-    field_validator,
     model_validator,
 )
 from tenacity import wait_random_exponential
 
+from lendo_streams.logs import LogLevel
 from lendo_streams.settings import RedisSettings
 
 
@@ -84,7 +83,7 @@ class PollerSettings(RedisSettings):
     summary_interval: PositiveFloat = Field(
         default=5.0, description="How often one summary line (counts only) is logged."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO")
+    log_level: LogLevel = Field(default="INFO")
 
     @property
     def backoff(self) -> wait_random_exponential:
@@ -94,11 +93,6 @@ class PollerSettings(RedisSettings):
         the whole window, so a recovering bank is not hit by all of them at once.
         """
         return wait_random_exponential(multiplier=self.retry_initial, max=self.retry_max)
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _level_in_any_case(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _claims_refresh_before_stealing(self) -> "PollerSettings":

@@ -6,11 +6,23 @@ a logger: only application ids, statuses and counts.
 
 import logging
 import sys
+from typing import Annotated, Literal
 
 import structlog
+from pydantic import BeforeValidator
 
 
-def configure_logging(level: str = "INFO") -> None:
+def _upper(value: object) -> object:
+    return value.upper() if isinstance(value, str) else value
+
+
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+"""A logging level setting, accepted in any case (``LENDO_LOG_LEVEL=debug``)."""
+
+
+def configure_logging(level: LogLevel = "INFO") -> None:
     """Send structlog events (and stdlib records, e.g. aiohttp's) to stderr as JSON."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -36,6 +48,6 @@ def configure_logging(level: str = "INFO") -> None:
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    root.setLevel(level)
     # aiohttp's access log would print request lines; the API logs its own events.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -43,7 +43,9 @@ def load_settings(cls: type[S], program: str) -> S:
 def _exit_invalid(error: ValidationError, cls: type[BaseSettings], program: str) -> NoReturn:
     prefix = str(cls.model_config.get("env_prefix", ""))
     problems = "; ".join(
-        f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors()
+        # A check across fields has no location; its message names the variables itself.
+        f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"] else e["msg"]
+        for e in error.errors()
     )
     print(f"{program}: invalid configuration: {problems}", file=sys.stderr)
     raise SystemExit(2)
