@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import sys
+import time
 import uuid
 from asyncio.subprocess import PIPE
 from collections.abc import AsyncIterator
@@ -370,3 +371,17 @@ async def test_cli_serves_until_sigterm_and_exits_0(http: aiohttp.ClientSession)
     assert code == 0
     assert "Åsa" not in rest.decode()
     assert json.loads(rest.splitlines()[-1])["event"] == "bank_sim_stopped"
+
+
+async def test_decision_times_fall_within_the_window_after_submission(
+    http: aiohttp.ClientSession,
+) -> None:
+    app_id = uuid.uuid4()
+    async with running_bank_sim(SimConfig(min_delay=30, max_delay=60)) as sim:
+        submitted = time.time()
+        await submit(http, sim, application(app_id))
+        answered = time.time()
+        times = await control(http, sim, "GET", "decision_times")
+
+    assert list(times) == [str(app_id)]
+    assert submitted + 30 <= times[str(app_id)] <= answered + 60

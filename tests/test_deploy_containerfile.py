@@ -169,6 +169,9 @@ def test_runtime_environment(final: list[Instruction]) -> None:
     assert env["LENDO_HOST"] == "0.0.0.0"
     assert env["LENDO_PORT"] == "8080"
     assert env["LENDO_DB_PATH"] == "/data/lendo.sqlite3"
+    # The poller's health and metrics server: reachable from outside, on the port probed.
+    assert env["LENDO_METRICS_HOST"] == "0.0.0.0"
+    assert env["LENDO_METRICS_PORT"] == "9090"
 
 
 def test_ports_signal_healthcheck_and_command(final: list[Instruction]) -> None:

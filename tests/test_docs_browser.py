@@ -36,6 +36,8 @@ OPERATIONS = [
     ("GET", "/api/applications", "List applications"),
     ("GET", "/api/applications/{id}", "Read an application"),
     ("GET", "/healthz", "Health check"),
+    ("GET", "/readyz", "Readiness check"),
+    ("GET", "/metrics", "Prometheus metrics"),
 ]
 
 

@@ -89,6 +89,8 @@ def test_every_operation_has_a_summary_a_description_and_described_responses(
             if int(status) >= 400:
                 assert media_type == "application/problem+json", (where, status)
                 assert content["schema"] == {"$ref": "#/components/schemas/Problem"}
+            elif path == "/metrics":
+                assert media_type == "text/plain", (where, status)
             else:
                 assert media_type == "application/json", (where, status)
 

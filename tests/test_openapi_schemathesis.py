@@ -86,6 +86,8 @@ def test_the_live_api_answers_every_generated_request_as_documented(live_api: st
         "GET /api/applications",
         "GET /api/applications/{id}",
         "GET /healthz",
+        "GET /readyz",
+        "GET /metrics",
     }
     assert all(cases.values())
 

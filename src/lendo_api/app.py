@@ -9,7 +9,8 @@ from redis.asyncio import Redis
 
 from lendo_api.applications import Applications
 from lendo_api.auth import api_key_middleware
-from lendo_api.keys import APPLICATIONS, RECONCILER, REDIS, SETTINGS, STORE
+from lendo_api.keys import APPLICATIONS, METRICS, RECONCILER, REDIS, SETTINGS, STORE, UPDATES_TASK
+from lendo_api.metrics import ApiMetrics
 from lendo_api.openapi import setup_openapi
 from lendo_api.problems import problem_middleware
 from lendo_api.publisher import SubmissionPublisher
@@ -23,10 +24,12 @@ from lendo_api.updates import UpdateConsumer
 
 def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; resources open on startup and close in reverse order on cleanup."""
-    # The request id is outermost, so error responses carry it too; authentication
-    # is inside the problem middleware, so its refusals are problem documents.
+    # The request id is outermost but for metrics, so error responses carry it too;
+    # authentication is inside the problem middleware, so its refusals are problem documents.
+    metrics = ApiMetrics()
     app = web.Application(
         middlewares=[
+            metrics.middleware(),
             request_id_middleware,
             problem_middleware,
             api_key_middleware(settings.api_keys),
@@ -34,6 +37,7 @@ def create_app(settings: ApiSettings) -> web.Application:
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
+    app[METRICS] = metrics
     app.cleanup_ctx.extend([_database, _redis, _workers])
     setup_routes(app)
     setup_openapi(app)
@@ -67,7 +71,11 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
     publisher = SubmissionPublisher(redis, settings.streams.submissions, store)
     keep_keys_for = timedelta(seconds=settings.idempotency_ttl)
     app[APPLICATIONS] = Applications(
-        store, publisher, publish_timeout=settings.publish_timeout, keep_keys_for=keep_keys_for
+        store,
+        publisher,
+        publish_timeout=settings.publish_timeout,
+        keep_keys_for=keep_keys_for,
+        crash_after_commit=settings.fault_crash_after_commit,
     )
     app[RECONCILER] = reconciler = Reconciler(
         store,
@@ -84,9 +92,12 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         consumer=settings.consumer_name,
         batch=settings.update_batch,
         block=settings.update_block,
+        trim_interval=settings.trim_interval,
     )
+    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler)
+    app[UPDATES_TASK] = asyncio.create_task(consumer.run(), name="lendo-api-updates")
     tasks = [
-        asyncio.create_task(consumer.run(), name="lendo-api-updates"),
+        app[UPDATES_TASK],
         asyncio.create_task(reconciler.run(), name="lendo-api-reconciler"),
     ]
     yield

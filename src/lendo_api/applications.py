@@ -11,6 +11,7 @@ from uuid import UUID
 import structlog
 
 from lendo_api.errors import ApplicationNotFound, IdempotencyKeyReused
+from lendo_api.faults import maybe_crash
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.store import ApplicationStore, IdempotencyKey, Page, Status, StoredApplication
 
@@ -46,11 +47,15 @@ class Applications:
         *,
         publish_timeout: float,
         keep_keys_for: timedelta,
+        crash_after_commit: float = 0.0,
     ) -> None:
         self._store = store
         self._publisher = publisher
         self._publish_timeout = publish_timeout
         self._keep_keys_for = keep_keys_for
+        self._crash_after_commit = crash_after_commit
+        self.created = 0
+        """Applications created since start (replays not counted), for metrics."""
 
     async def create(
         self,
@@ -86,7 +91,9 @@ class Applications:
                 # Already published, or left to the reconciler, by the first request.
                 log.info("application_replayed", application_id=str(application.id))
                 return Creation(application, created=False)
+        self.created += 1
         log.info("application_created", application_id=str(application.id))
+        maybe_crash(self._crash_after_commit, "after_commit")
         await self._publish(application)
         return Creation(application, created=True)
 

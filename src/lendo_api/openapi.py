@@ -217,6 +217,15 @@ def json_response(
     }
 
 
+def text_response(description: str, example: str) -> JsonSchema:
+    """A plain-text response, such as the Prometheus exposition format."""
+    return {
+        "description": description,
+        "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER},
+        "content": {"text/plain": {"schema": {"type": "string"}, "example": example}},
+    }
+
+
 def problem_response(
     description: str, example: Problem, headers: dict[str, JsonSchema] | None = None
 ) -> JsonSchema:

@@ -30,6 +30,7 @@ from lendo_api.openapi import (
     json_response,
     parameters,
     problem_response,
+    text_response,
 )
 from lendo_api.problems import (
     APPLICATION_NOT_FOUND,
@@ -238,10 +239,52 @@ HEALTH = docs(
     operation_id="health",
     summary="Health check",
     description=(
-        "Answers 200 while the process serves HTTP; for liveness and readiness "
-        "probes. Open without an API key. It does not check Redis: the API takes "
-        "applications without it, and publishes them once Redis is back."
+        "Answers 200 while the process serves HTTP: the liveness probe. Open "
+        "without an API key. It checks nothing else, so a Redis outage never "
+        "gets the API restarted: it takes applications without Redis, and "
+        "publishes them once Redis is back."
     ),
     parameters=[REQUEST_ID_PARAMETER],
     responses={200: json_response("The process serves HTTP.", Health())},
+)
+
+READINESS = docs(
+    tags=["operations"],
+    operation_id="readiness",
+    summary="Readiness check",
+    description=(
+        "Answers 200 when the API can do all of its work: SQLite answers a query, "
+        "Redis answers PING, and the update consumer is running; each check has "
+        "1 s. Otherwise 503, naming what failed. Open without an API key."
+    ),
+    parameters=[REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response("Every dependency answers.", Health()),
+        503: problem_response(
+            "A dependency failed its check; `detail` names every one that did.",
+            Problem(title="Service Unavailable", status=503, detail="Not ready: redis failed."),
+        ),
+    },
+)
+
+METRICS = docs(
+    tags=["operations"],
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    description=(
+        "The API's metrics in the Prometheus text format (OpenMetrics when the "
+        "scraper asks for it in `Accept`); each one is described in "
+        "docs/operations.md. Applications by status and the stream backlogs are "
+        "counted at each scrape. Open without an API key."
+    ),
+    parameters=[REQUEST_ID_PARAMETER],
+    responses={
+        200: text_response(
+            "The metrics.",
+            "# HELP lendo_api_applications_created_total Applications created "
+            "(replays not counted).\n"
+            "# TYPE lendo_api_applications_created_total counter\n"
+            "lendo_api_applications_created_total 42.0\n",
+        )
+    },
 )

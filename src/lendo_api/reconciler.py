@@ -44,6 +44,8 @@ class Reconciler:
         self._batch = batch
         self._keep_keys_for = keep_keys_for
         self._stop = StopSignal()
+        self.published = 0
+        """Applications the sweeps published (again) since start, for metrics."""
 
     async def run(self) -> None:
         """Sweep every ``interval`` until :meth:`stop`; a full batch sweeps again at once."""
@@ -69,6 +71,7 @@ class Reconciler:
         """Publish one batch of due applications; return how many."""
         due = await self._store.due_for_publish(older_than=self._republish_after, limit=self._batch)
         await self._publisher.publish(due)
+        self.published += len(due)
         if due:
             log.info("outbox_published", count=len(due))
         return len(due)

@@ -12,7 +12,16 @@ from pydantic import BaseModel, ValidationError
 
 from lendo_api import operations
 from lendo_api.errors import InvalidInput, MalformedJson
-from lendo_api.keys import APPLICATIONS, CLIENT, REQUEST_ID
+from lendo_api.keys import (
+    APPLICATIONS,
+    CLIENT,
+    METRICS,
+    REDIS,
+    REQUEST_ID,
+    SETTINGS,
+    STORE,
+    UPDATES_TASK,
+)
 from lendo_api.models import (
     Application,
     ApplicationPage,
@@ -23,6 +32,8 @@ from lendo_api.models import (
     Health,
     NewApplication,
 )
+from lendo_streams import probes
+from lendo_streams.metrics import metrics_handler
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,6 +48,8 @@ def setup_routes(app: web.Application) -> None:
         "/api/applications/{id}", get_application, name=APPLICATION_ROUTE, allow_head=False
     )
     app.router.add_get("/healthz", health, allow_head=False)
+    app.router.add_get("/readyz", readiness, allow_head=False)
+    app.router.add_get("/metrics", metrics, allow_head=False)
 
 
 @operations.CREATE_APPLICATION
@@ -83,6 +96,28 @@ async def list_applications(request: web.Request) -> web.Response:
 @operations.HEALTH
 async def health(request: web.Request) -> web.Response:
     return _render(Health())
+
+
+@operations.READINESS
+async def readiness(request: web.Request) -> web.Response:
+    app = request.app
+    return await probes.readiness(
+        {
+            "sqlite": app[STORE].check,
+            "redis": probes.redis_answers(app[REDIS]),
+            "update_consumer": probes.task_running(app[UPDATES_TASK]),
+        }
+    )
+
+
+@operations.METRICS
+async def metrics(request: web.Request) -> web.StreamResponse:
+    app = request.app
+
+    async def refresh() -> None:
+        await app[METRICS].refresh(app[STORE], app[REDIS], app[SETTINGS].streams)
+
+    return await metrics_handler(app[METRICS].registry, refresh)(request)
 
 
 async def _json_body(request: web.Request) -> bytes:

@@ -73,4 +73,11 @@ class ApiSettings(RedisSettings):
         description="Comma-separated API keys. When set, every /api/applications call needs "
         "'Authorization: Bearer <key>'; docs, the OpenAPI document and /healthz stay open.",
     )
+    fault_crash_after_commit: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="For the chaos tests only: the probability that the process dies "
+        "(exit 137) after committing an application and before publishing it.",
+    )
     log_level: LogLevel = Field(default="INFO")

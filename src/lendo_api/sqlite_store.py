@@ -13,6 +13,7 @@ from uuid import UUID
 
 import aiosqlite
 
+from lendo_api.batching import Batcher
 from lendo_api.store import (
     IdempotencyKey,
     KeyedCreation,
@@ -56,20 +57,36 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_
 # Fixed width, so that SQL compares timestamps correctly as text.
 _TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
+_INSERT = (
+    "INSERT INTO applications"
+    " (id, first_name, last_name, status, request_id, created_at, updated_at)"
+    " VALUES (?, ?, ?, 'pending', ?, ?, ?)"
+)
+
 
 class SqliteStore:
-    """Applications in SQLite (WAL), through one aiosqlite connection.
+    """Applications in SQLite (WAL), through one aiosqlite connection for writes, one for reads.
 
-    SQLite allows one writer, so one connection serves every request. It is
+    SQLite allows one writer, so one connection serves every write. It is
     shared, so a lock keeps each caller's statements together: otherwise a
     request could read, or commit, the middle of another caller's transaction.
+    Reads are single statements on their own connection, without the lock:
+    in WAL mode they see the last commit and never wait for a writer, and
+    concurrent reads queue on the connection's thread back to back instead
+    of taking turns through the event loop.
     Writes run shielded from cancellation, so a cancelled caller never leaves
     a transaction open, and :meth:`close` waits for them.
+
+    Plain creates are group-committed: those that arrive while a transaction
+    runs are inserted together in the next one, so a burst of creates costs
+    a few executor hops and one commit instead of a commit each.
     """
 
-    def __init__(self, connection: aiosqlite.Connection) -> None:
+    def __init__(self, connection: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self._db = connection
+        self._reader = reader
         self._lock = asyncio.Lock()
+        self._creates: Batcher[StoredApplication, int] = Batcher(self._insert_batch)
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteStore":
@@ -86,9 +103,17 @@ class SqliteStore:
             await connection.close()
             raise
         connection.row_factory = sqlite3.Row
-        return cls(connection)
+        try:
+            reader = await aiosqlite.connect(path, isolation_level=None)
+        except BaseException:
+            await connection.close()
+            raise
+        reader.row_factory = sqlite3.Row
+        return cls(connection, reader)
 
     async def close(self) -> None:
+        await self._creates.drain()
+        await self._reader.close()
         async with self._lock:
             await self._db.close()
 
@@ -96,7 +121,7 @@ class SqliteStore:
         self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
     ) -> StoredApplication:
         application = _new_application(id, first_name, last_name, request_id)
-        seq = await self._write(lambda: self._insert(application))
+        [seq] = await self._creates.submit([application])
         return replace(application, seq=seq)
 
     async def create_once(
@@ -226,26 +251,47 @@ class SqliteStore:
 
         await self._write(mark)
 
+    async def count_by_status(self) -> dict[Status, int]:
+        # SQLite scans the covering (status, seq) index, not the table: about 80 ms
+        # per million applications, once per scrape.
+        rows = await self._read("SELECT status, COUNT(*) FROM applications GROUP BY status", ())
+        return {cast(Status, status): count for status, count in rows}
+
+    async def check(self) -> bool:
+        [(one,)] = await self._read("SELECT 1", ())
+        return bool(one == 1)
+
+    async def _insert_batch(self, applications: list[StoredApplication]) -> list[int | Exception]:
+        """Insert in one transaction; return each one's ``seq``.
+
+        If the batch fails (an id already used), each is tried alone, so one
+        bad create fails by itself and not the others batched with it.
+        """
+
+        async def insert_all() -> list[int | Exception]:
+            async with self._transaction():
+                await self._db.executemany(_INSERT, [_row(app) for app in applications])
+                rows = await self._db.execute_fetchall(
+                    "SELECT id, seq FROM applications WHERE id IN (SELECT value FROM json_each(?))",
+                    (json.dumps([str(app.id) for app in applications]),),
+                )
+            seqs = {row["id"]: row["seq"] for row in rows}
+            return [seqs[str(app.id)] for app in applications]
+
+        try:
+            return list(await self._write(insert_all))
+        except sqlite3.IntegrityError as error:
+            if len(applications) == 1:
+                return [error]
+        return [seq for app in applications for seq in await self._insert_batch([app])]
+
     async def _insert(self, application: StoredApplication) -> int:
         """Insert a new application; return its ``seq``. The caller holds the lock."""
-        cursor = await self._db.execute(
-            "INSERT INTO applications"
-            " (id, first_name, last_name, status, request_id, created_at, updated_at)"
-            " VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-            (
-                str(application.id),
-                application.first_name,
-                application.last_name,
-                application.request_id,
-                _text(application.created_at),
-                _text(application.updated_at),
-            ),
-        )
+        cursor = await self._db.execute(_INSERT, _row(application))
         return cast(int, cursor.lastrowid)
 
     async def _read(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
-        async with self._lock:
-            rows = await self._db.execute_fetchall(sql, parameters)
+        rows = await self._reader.execute_fetchall(sql, parameters)
         return cast(list[sqlite3.Row], rows)
 
     async def _write(self, operation: Callable[[], Awaitable[T]]) -> T:
@@ -286,6 +332,18 @@ def _new_application(
     )
 
 
+def _row(application: StoredApplication) -> tuple[str, str, str, str | None, str, str]:
+    """The parameters of :data:`_INSERT` for a new application."""
+    return (
+        str(application.id),
+        application.first_name,
+        application.last_name,
+        application.request_id,
+        _text(application.created_at),
+        _text(application.updated_at),
+    )
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -295,7 +353,9 @@ def _text(moment: datetime) -> str:
 
 
 def _moment(text: str) -> datetime:
-    return datetime.strptime(text, _TIMESTAMP).replace(tzinfo=UTC)
+    # fromisoformat parses our fixed format (trailing "Z" included) ten times faster
+    # than strptime, which dominated the cost of reading a page of 100 rows.
+    return datetime.fromisoformat(text)
 
 
 def _application(row: sqlite3.Row) -> StoredApplication:

@@ -140,6 +140,14 @@ class ApplicationStore(Protocol):
         """Record that the submission stream accepted these applications just now."""
         ...
 
+    async def count_by_status(self) -> dict[Status, int]:
+        """How many applications have each status (a status with none is absent)."""
+        ...
+
+    async def check(self) -> bool:
+        """True if the database answers a query; for readiness."""
+        ...
+
     async def close(self) -> None:
         """Finish writes in progress and release the database."""
         ...

@@ -1,6 +1,8 @@
 """Applying the bank's final statuses from the update stream to the store."""
 
+import asyncio
 import random
+from dataclasses import dataclass
 
 import structlog
 from redis.asyncio import Redis
@@ -18,11 +20,23 @@ from lendo_streams import (
     decode,
     read_group,
 )
+from lendo_streams.trimming import trim_acknowledged
 
 FIRST_RETRY = 0.1
 LONGEST_RETRY = 5.0
 
 log = structlog.stdlib.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class UpdateStats:
+    """Update entries handled since start, by what they did to the store; for metrics."""
+
+    applied: int = 0
+    unchanged: int = 0
+    unknown: int = 0
+    dead_lettered: int = 0
+    trimmed: int = 0
 
 
 class UpdateConsumer:
@@ -33,7 +47,9 @@ class UpdateConsumer:
     twice is harmless because only a pending application changes. After a
     failure the consumer re-reads its own pending list before new entries, so
     an unacknowledged entry is never skipped. Entries that are not valid
-    updates go to the dead-letter stream instead of blocking the rest.
+    updates go to the dead-letter stream instead of blocking the rest. Every
+    ``trim_interval`` it removes the entries the group has acknowledged, which
+    bounds the stream (docs/reliability.md).
     """
 
     def __init__(
@@ -45,6 +61,7 @@ class UpdateConsumer:
         consumer: str,
         batch: int,
         block: float,
+        trim_interval: float,
     ) -> None:
         self._redis = redis
         self._store = store
@@ -53,7 +70,10 @@ class UpdateConsumer:
         self._batch = batch
         # XREADGROUP BLOCK 0 would wait forever, so round up to at least 1 ms.
         self._block_ms = max(1, round(block * 1000))
+        self._trim_interval = trim_interval
+        self._next_trim = 0.0
         self._stop = StopSignal()
+        self.stats = UpdateStats()
 
     async def run(self) -> None:
         """Consume until :meth:`stop`; failures are logged and retried with backoff."""
@@ -101,6 +121,11 @@ class UpdateConsumer:
         )
         if entries:
             await self._handle(entries)
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_trim:
+            # The reader trims: it alone knows what has been acknowledged.
+            self.stats.trimmed += await trim_acknowledged(self._redis, self._streams.updates)
+            self._next_trim = loop.time() + self._trim_interval
         return len(entries)
 
     async def _handle(self, entries: list[Entry]) -> None:
@@ -113,10 +138,21 @@ class UpdateConsumer:
                 malformed.append((entry, str(error)))
             else:
                 changes.append(StatusChange(update.id, update.status))
+                # The request id that created the application: its trail ends here.
+                log.info(
+                    "update_received",
+                    application_id=str(update.id),
+                    status=update.status,
+                    request_id=update.request_id,
+                )
         outcome = await self._store.apply_updates(changes)
         if malformed:
             await self._dead_letter(malformed)
         await self._redis.xack(self._streams.updates, API_GROUP, *(entry.id for entry in entries))
+        self.stats.applied += outcome.applied
+        self.stats.unchanged += outcome.unchanged
+        self.stats.unknown += outcome.unknown
+        self.stats.dead_lettered += len(malformed)
         log.info(
             "updates_applied",
             applied=outcome.applied,

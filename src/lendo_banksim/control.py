@@ -19,6 +19,7 @@ def control_api() -> web.Application:
     control = web.Application()
     control.router.add_get("/stats", stats)
     control.router.add_get("/decisions", decisions)
+    control.router.add_get("/decision_times", decision_times)
     control.router.add_get("/requests_per_application", requests_per_application)
     control.router.add_post("/reset", reset)
     control.router.add_get("/faults", get_faults)
@@ -33,6 +34,11 @@ async def stats(request: web.Request) -> web.Response:
 async def decisions(request: web.Request) -> web.Response:
     outcomes = request.config_dict[BANK_STATE].decisions()
     return web.json_response({str(app_id): outcome for app_id, outcome in outcomes.items()})
+
+
+async def decision_times(request: web.Request) -> web.Response:
+    times = request.config_dict[BANK_STATE].decision_times()
+    return web.json_response({str(app_id): moment for app_id, moment in times.items()})
 
 
 async def requests_per_application(request: web.Request) -> web.Response:

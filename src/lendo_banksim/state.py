@@ -116,6 +116,14 @@ class BankState:
         """The outcome of every application ever submitted, decided yet or not."""
         return dict(self._decisions)
 
+    def decision_times(self) -> dict[UUID, float]:
+        """When each held application is (or will be) decided, as a ``time.time()`` timestamp.
+
+        For measuring how soon after the bank's decision a client learns it.
+        """
+        offset = time.time() - time.monotonic()
+        return {app_id: job.decide_at + offset for app_id, job in self._jobs.items()}
+
     def requests_per_application(self) -> dict[UUID, int]:
         """Bank requests served per application id: submissions and polls, refused or not.
 

@@ -23,6 +23,8 @@ from lendo_streams import POLLER_GROUP, Entry, UpdateMessage, encode
 
 REASON_FIELD = b"reason"
 ENTRY_ID_FIELD = b"entry_id"
+SOURCE_STREAM_FIELD = b"source_stream"
+"""Where a replay (``lendo-dead-letters replay``) puts the entry back."""
 
 
 @dataclass(slots=True)
@@ -30,6 +32,8 @@ class AckStats:
     """Submission entries acknowledged, by why; and Redis writes that had to be retried."""
 
     finished: int = 0
+    completed: int = 0
+    rejected: int = 0
     dead_lettered: int = 0
     duplicates: int = 0
     write_retries: int = 0
@@ -54,6 +58,10 @@ class Acker:
 
         await self._commit(queue)
         self.stats.finished += 1
+        if update.status == "completed":
+            self.stats.completed += 1
+        else:
+            self.stats.rejected += 1
 
     async def dead_letter(self, rejects: Sequence[tuple[Entry, str]]) -> None:
         """Move entries that cannot be processed, as they were, to the dead-letter stream."""
@@ -63,6 +71,7 @@ class Acker:
                 fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
                 fields[REASON_FIELD] = reason.encode()
                 fields[ENTRY_ID_FIELD] = entry.id
+                fields[SOURCE_STREAM_FIELD] = self._streams.submissions.encode()
                 pipe.xadd(self._streams.dead_letters, fields)
             pipe.xack(self._streams.submissions, POLLER_GROUP, *(entry.id for entry, _ in rejects))
 

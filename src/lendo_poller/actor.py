@@ -59,6 +59,12 @@ class Actors:
 
     async def follow(self, entry: Entry, application_id: UUID) -> None:
         """Carry the application of a valid submission entry to its recorded final status."""
+        # Bound in this actor's task only: each of its log lines names the application
+        # and the request that created it.
+        request_id = decode(SubmissionMessage, entry.fields).request_id
+        structlog.contextvars.bind_contextvars(
+            application_id=str(application_id), request_id=request_id
+        )
         try:
             while True:
                 try:
@@ -78,18 +84,16 @@ class Actors:
                 except JobNotFound:
                     # The bank restarted and forgot the application: submitting it
                     # again (same id) is the only way to get a decision.
-                    self._log.debug("application_resubmitted", application_id=str(application_id))
+                    self._log.debug("application_resubmitted")
                     continue
                 update = UpdateMessage(
                     id=application_id,
                     status=status,
                     decided_at=datetime.now(UTC),
-                    request_id=decode(SubmissionMessage, entry.fields).request_id,
+                    request_id=request_id,
                 )
                 await self._acker.finish(entry.id, update)
-                self._log.debug(
-                    "application_decided", application_id=str(application_id), status=status
-                )
+                self._log.info("application_decided", status=status)
                 return
         except Exception:
             # Left unacknowledged: the entry goes idle and is claimed again, and

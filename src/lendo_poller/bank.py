@@ -7,6 +7,7 @@ exception leaves this module, so an actor's error handling is complete by
 construction.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -84,6 +85,7 @@ class BankClient:
         timeout: float,
         connect_timeout: float,
         max_connections: int,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         base = URL(base_url.rstrip("/"))
         self._applications_url = base / "api" / "applications"
@@ -91,16 +93,20 @@ class BankClient:
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout, connect=connect_timeout),
             connector=aiohttp.TCPConnector(limit=max_connections),
+            trace_configs=list(trace_configs),
         )
         self.stats = BankStats()
 
     @classmethod
-    def from_settings(cls, settings: PollerSettings) -> "BankClient":
+    def from_settings(
+        cls, settings: PollerSettings, trace_configs: Sequence[aiohttp.TraceConfig] = ()
+    ) -> "BankClient":
         return cls(
             str(settings.bank_url),
             timeout=settings.bank_timeout,
             connect_timeout=settings.bank_connect_timeout,
             max_connections=settings.bank_max_connections,
+            trace_configs=trace_configs,
         )
 
     async def close(self) -> None:

@@ -1,7 +1,8 @@
 """The ``lendo-poller`` process: wires settings, logs, Redis and the bank to a Poller.
 
 SIGTERM and SIGINT stop the poller, which hands its in-flight entries back to
-the group; then every connection is closed and the process exits 0.
+the group; then every connection is closed and the process exits 0. While the
+poller runs, its health and metrics are served on ``LENDO_METRICS_PORT``.
 """
 
 import asyncio
@@ -11,6 +12,8 @@ import structlog
 from redis.asyncio import Redis
 
 from lendo_poller.bank import BankClient
+from lendo_poller.metrics import PollerMetrics
+from lendo_poller.ops_server import create_ops_app, serving
 from lendo_poller.poller import Poller
 from lendo_poller.settings import PollerSettings
 from lendo_streams.logs import configure_logging
@@ -34,21 +37,26 @@ async def serve(settings: PollerSettings) -> None:
         # A blocking XREADGROUP legitimately waits read_block for its answer.
         socket_timeout=settings.read_block + settings.redis_timeout,
     )
-    bank = BankClient.from_settings(settings)
+    metrics = PollerMetrics()
+    bank = BankClient.from_settings(settings, trace_configs=[metrics.bank_trace])
     poller = Poller(settings, redis, bank)
+    metrics.watch(poller, bank)
     loop = asyncio.get_running_loop()
     stop_signals = (signal.SIGTERM, signal.SIGINT)
     for signum in stop_signals:
         loop.add_signal_handler(signum, poller.stop)
-    log.info(
-        "poller_started",
-        consumer=settings.consumer_name,
-        bank_url=str(settings.bank_url),
-        max_in_flight=settings.max_in_flight,
-    )
     summaries = asyncio.create_task(_summarize(poller, bank, settings.summary_interval))
     try:
-        await poller.run()
+        ops = create_ops_app(poller, redis, metrics)
+        async with serving(ops, settings.metrics_host, settings.metrics_port) as metrics_port:
+            log.info(
+                "poller_started",
+                consumer=settings.consumer_name,
+                bank_url=str(settings.bank_url),
+                max_in_flight=settings.max_in_flight,
+                metrics_url=f"http://{settings.metrics_host}:{metrics_port}/metrics",
+            )
+            await poller.run()
     finally:
         summaries.cancel()
         for signum in stop_signals:

@@ -37,6 +37,7 @@ from lendo_streams import (
     read_group,
     touch,
 )
+from lendo_streams.trimming import trim_acknowledged
 
 TOUCH_CHUNK = 1_000
 """Entry ids per XCLAIM when refreshing live entries: bounds one Redis reply."""
@@ -64,12 +65,23 @@ class Poller:
         self._group_ready = False
         self._resumed = False
         self._next_claim = 0.0
+        self._next_trim = 0.0
+        self._consuming: asyncio.Task[None] | None = None
+        self.taken_over = 0
+        """Entries taken over from other consumers (XAUTOCLAIM) since start."""
+        self.trimmed = 0
+        """Acknowledged entries this poller removed from the submission stream since start."""
         self._log = structlog.stdlib.get_logger(__name__)
 
     @property
     def in_flight(self) -> int:
         """Actors running now."""
         return len(self._running)
+
+    @property
+    def running(self) -> bool:
+        """True while :meth:`run` consumes: it was called and its loop has not ended."""
+        return self._consuming is not None and not self._consuming.done()
 
     @property
     def stats(self) -> AckStats:
@@ -82,7 +94,7 @@ class Poller:
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume the submission stream until :meth:`stop` (or until drained, if ``burst``)."""
-        consuming = asyncio.create_task(self._consume(burst))
+        self._consuming = consuming = asyncio.create_task(self._consume(burst))
         stop_requested = asyncio.create_task(self._stop_requested.wait())
         try:
             await asyncio.wait({consuming, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
@@ -140,6 +152,9 @@ class Poller:
         if asyncio.get_running_loop().time() >= self._next_claim:
             await self._claim()
             self._next_claim = asyncio.get_running_loop().time() + self._settings.claim_interval
+        if asyncio.get_running_loop().time() >= self._next_trim:
+            self.trimmed += await trim_acknowledged(self._redis, self._stream)
+            self._next_trim = asyncio.get_running_loop().time() + self._settings.trim_interval
         if not self._free_slots():
             await self._wait_for_slot()
             return False
@@ -181,6 +196,7 @@ class Poller:
                 count=min(self._settings.read_batch, free),
             )
             if entries:
+                self.taken_over += len(entries)
                 self._log.info("entries_taken_over", count=len(entries))
             await self._admit(entries, redelivered=True)
             if cursor == b"0-0":

@@ -38,11 +38,21 @@ class PollerSettings(RedisSettings):
     read_block: PositiveFloat = Field(
         default=1.0, description="Longest wait of one XREADGROUP for new entries."
     )
+    # The bank decides 5-20 s after submission, uniformly. The first poll comes one
+    # interval after the earliest decision, so no decision waits longer than one
+    # interval to be seen; polls before 5 s would only cost requests. The interval
+    # trades staleness (at most one interval) against requests (about 1 + 7/interval
+    # polls on average, plus the submission): 1 s gives ~9 requests and p99 ~1 s.
+    # Measured for several intervals by benchmarks/freshness.py (docs/performance.md).
     first_poll_delay: PositiveFloat = Field(
-        default=6.0, description="Wait after submission before the first poll of the job."
+        default=6.0,
+        description="Wait after submission before the first poll of the job: the "
+        "earliest decision (5 s) plus one poll interval.",
     )
     poll_interval: PositiveFloat = Field(
-        default=1.0, description="Wait between polls while the job is pending."
+        default=1.0,
+        description="Wait between polls while the job is pending: bounds staleness to "
+        "about this long, at about 1 + 7/interval polls per application.",
     )
     retry_initial: PositiveFloat = Field(
         default=0.5, description="First backoff after a failed bank call."
@@ -82,6 +92,19 @@ class PollerSettings(RedisSettings):
     )
     summary_interval: PositiveFloat = Field(
         default=5.0, description="How often one summary line (counts only) is logged."
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Interface of the health and metrics server; the image sets 0.0.0.0 "
+        "so probes and scrapers outside the container reach it.",
+    )
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of /healthz, /readyz and /metrics. 0, the default, takes a free "
+        "port and logs it, so several pollers run side by side on one machine; the image "
+        "sets 9090.",
     )
     log_level: LogLevel = Field(default="INFO")
 

@@ -3,7 +3,7 @@
 import sys
 from typing import NoReturn, TypeVar
 
-from pydantic import Field, RedisDsn, ValidationError
+from pydantic import Field, PositiveFloat, RedisDsn, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lendo_streams.contract import StreamNames
@@ -22,6 +22,11 @@ class RedisSettings(BaseSettings):
         default="lendo:",
         min_length=1,
         description="Prefix of every Redis key, so two systems can share one Redis.",
+    )
+    trim_interval: PositiveFloat = Field(
+        default=10.0,
+        description="How often a reader removes the entries its stream's groups have all "
+        "acknowledged (docs/reliability.md), which bounds the stream's length.",
     )
 
     @property

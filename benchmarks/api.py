@@ -1,0 +1,90 @@
+"""Benchmark 1: the API's create, get and list at 64 connections, beside hello-world.
+
+``python -m benchmarks.api [--seconds 10]`` starts Redis, the API (with its
+production defaults: INFO logs, an update consumer and reconciler running)
+and the hello-world baseline, each in its own process, and loads each with
+wrk from another. Creates go through the whole outbox path: SQLite commit,
+then XADD to the submission stream.
+"""
+
+import argparse
+import json
+import urllib.request
+
+from benchmarks.load import Load, get_paths, post_json, require_wrk, run_wrk
+from benchmarks.report import table, verdict, write_section
+from benchmarks.system import running_system
+
+CONNECTIONS = 64
+BODY = json.dumps({"first_name": "Ada", "last_name": "Lovelace"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each load")
+    seconds = parser.parse_args().seconds
+    require_wrk()
+    with running_system() as system:
+        hello = system.hello()
+        api = system.api()
+        baseline_get = run_wrk(f"{hello}/", seconds=seconds)
+        baseline_post = run_wrk(f"{hello}/", script=post_json(BODY), seconds=seconds)
+        create = run_wrk(f"{api}/api/applications", script=post_json(BODY), seconds=seconds)
+        ids = _some_ids(api)
+        get = run_wrk(
+            f"{api}/",
+            script=get_paths([f"/api/applications/{id}" for id in ids]),
+            seconds=seconds,
+        )
+        page = run_wrk(f"{api}/api/applications?status=pending&limit=100", seconds=seconds)
+    rows = [
+        _row("hello-world GET (baseline)", baseline_get, baseline_get, None),
+        _row("hello-world POST (baseline)", baseline_post, baseline_post, None),
+        _row("POST /api/applications", create, baseline_post, (0.25, 25.0)),
+        _row("GET /api/applications/{id}", get, baseline_get, (0.5, None)),
+        _row("GET /api/applications?status=pending&limit=100", page, baseline_get, (0.2, None)),
+    ]
+    body = (
+        f"{CONNECTIONS} keep-alive connections, wrk (2 threads) in its own process, "
+        f"{seconds:g} s per load. Create is compared with hello-world POST, reads with "
+        f"hello-world GET. The GETs pick among {len(ids)} existing ids; the table held "
+        f"{create.requests:,} applications after the create load.\n\n"
+        + table(
+            ["endpoint", "req/s", "× baseline", "p50 ms", "p99 ms", "errors", "target", "result"],
+            rows,
+        )
+    )
+    write_section("api", "1. API throughput and latency", body)
+
+
+def _row(
+    name: str, load: Load, baseline: Load, target: tuple[float, float | None] | None
+) -> list[str]:
+    ratio = load.rate / baseline.rate
+    if target is None:
+        wanted, result = "—", "—"
+    else:
+        share, p99 = target
+        wanted = f"≥ {share}×" + (f", p99 < {p99:g} ms" if p99 else "")
+        result = verdict(ratio >= share and (p99 is None or load.p99_ms < p99))
+    return [
+        name,
+        f"{load.rate:,.0f}",
+        f"{ratio:.2f}",
+        f"{load.p50_ms:.1f}",
+        f"{load.p99_ms:.1f}",
+        str(load.errors),
+        wanted,
+        result,
+    ]
+
+
+def _some_ids(api: str) -> list[str]:
+    url = f"{api}/api/applications?limit=1000"
+    with urllib.request.urlopen(url) as response:  # noqa: S310 - our own local API
+        page = json.load(response)
+    return [item["id"] for item in page["items"]]
+
+
+if __name__ == "__main__":
+    main()

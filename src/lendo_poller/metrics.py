@@ -1,0 +1,119 @@
+"""The poller's Prometheus metrics: actors, bank requests and what became of the entries.
+
+Counts the poller and the bank client already keep (``stats``) are read at
+each scrape; the bank's latency is timed by an aiohttp trace on the bank
+client's session, so the client itself times nothing. Every metric is
+described in docs/operations.md.
+"""
+
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from types import SimpleNamespace
+
+import aiohttp
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from lendo_poller.bank import BankClient
+from lendo_poller.poller import Poller
+from lendo_streams.metrics import Snapshot
+
+_STARTED = "lendo_started"
+"""Attribute of aiohttp's per-request trace context holding the request's start time."""
+
+
+class PollerMetrics:
+    """The instruments of one poller process, on a registry of its own.
+
+    Create it first, give :attr:`bank_trace` to the bank client, then
+    :meth:`watch` the poller and the client once they exist.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._bank_duration = Histogram(
+            "lendo_poller_bank_request_duration_seconds",
+            "Time from sending a bank request to its answer or failure, by HTTP method "
+            "(POST: submission, GET: job status).",
+            ["method"],
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.bank_trace = aiohttp.TraceConfig()
+        self.bank_trace.on_request_start.append(self._request_started)
+        self.bank_trace.on_request_end.append(self._request_ended)
+        self.bank_trace.on_request_exception.append(self._request_ended)
+
+    def watch(self, poller: Poller, bank: BankClient) -> None:
+        """Expose the poller's and the bank client's own counts."""
+
+        def read() -> Iterator[Metric]:
+            in_flight = GaugeMetricFamily(
+                "lendo_poller_in_flight", "Actors running: applications followed at the bank now."
+            )
+            in_flight.add_metric([], poller.in_flight)
+            yield in_flight
+            requests = CounterMetricFamily(
+                "lendo_poller_bank_requests",
+                "Bank requests by outcome: accepted, already_known, invalid (submissions); "
+                "pending, decided, not_found (job queries); unavailable (either, to retry).",
+                labels=["outcome"],
+            )
+            for outcome, count in asdict(bank.stats).items():
+                requests.add_metric([outcome], count)
+            yield requests
+            stats = poller.stats
+            finished = CounterMetricFamily(
+                "lendo_poller_applications_finished",
+                "Applications whose final status was published, by status.",
+                labels=["status"],
+            )
+            finished.add_metric(["completed"], stats.completed)
+            finished.add_metric(["rejected"], stats.rejected)
+            yield finished
+            for name, documentation, value in (
+                (
+                    "lendo_poller_dead_letters",
+                    "Submission entries moved to the dead-letter stream.",
+                    stats.dead_lettered,
+                ),
+                (
+                    "lendo_poller_duplicates",
+                    "Submission entries acknowledged as duplicates of an application in flight.",
+                    stats.duplicates,
+                ),
+                (
+                    "lendo_poller_entries_taken_over",
+                    "Entries taken over from consumers presumed dead (XAUTOCLAIM).",
+                    poller.taken_over,
+                ),
+                (
+                    "lendo_poller_redis_write_retries",
+                    "Redis transactions (update and ack, dead letter) retried after a failure.",
+                    stats.write_retries,
+                ),
+            ):
+                counter = CounterMetricFamily(name, documentation)
+                counter.add_metric([], value)
+                yield counter
+
+        self.registry.register(Snapshot(read))
+
+    async def _request_started(
+        self,
+        _session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        _params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        setattr(context, _STARTED, time.perf_counter())
+
+    async def _request_ended(
+        self,
+        _session: aiohttp.ClientSession,
+        context: SimpleNamespace,
+        params: aiohttp.TraceRequestEndParams | aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        elapsed = time.perf_counter() - getattr(context, _STARTED)
+        self._bank_duration.labels(params.method).observe(elapsed)
