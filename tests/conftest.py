@@ -3,10 +3,17 @@
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
+from lendo_api.app import create_app
+from lendo_api.settings import ApiSettings
 from lendo_banksim.config import SimConfig
 from lendo_banksim.testing import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
@@ -58,3 +65,34 @@ async def bank_sim() -> AsyncIterator[RunningBankSim]:
     """A bank simulator on a free port that decides within 0.05-0.2 s of submission."""
     async with running_bank_sim(SimConfig(min_delay=0.05, max_delay=0.2)) as sim:
         yield sim
+
+
+# --- the API in-process ---
+
+ApiClient = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+def api_overrides() -> dict[str, Any]:
+    """Settings a test module gives its API; override this fixture to change them."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, redis_url: str, stream_prefix: str, api_overrides: dict[str, Any]
+) -> ApiSettings:
+    """The API's settings: its own SQLite file and stream prefix, quick update reads."""
+    return ApiSettings(
+        redis_url=redis_url,
+        stream_prefix=stream_prefix,
+        db_path=tmp_path / "api.sqlite3",
+        update_block=0.02,
+        **api_overrides,
+    )
+
+
+@pytest.fixture
+async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> ApiClient:
+    """The API under test; it stops before the ``redis`` fixture removes the test's keys."""
+    return await aiohttp_client(create_app(settings))

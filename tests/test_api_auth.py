@@ -3,6 +3,7 @@
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -14,6 +15,7 @@ from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
 
 Client = TestClient[web.Request, web.Application]
+
 KEYS = ("first-key-3f9a", "second-key-77c1")
 ADA = {"first_name": "Ada", "last_name": "Lovelace"}
 CALLS = [
@@ -24,19 +26,8 @@ CALLS = [
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, stream_prefix: str) -> ApiSettings:
-    return ApiSettings(
-        redis_url=redis_url,
-        stream_prefix=stream_prefix,
-        db_path=tmp_path / "api.sqlite3",
-        update_block=0.02,
-        api_keys=KEYS,
-    )
-
-
-@pytest.fixture
-async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> Client:
-    return await aiohttp_client(create_app(settings))
+def api_overrides() -> dict[str, Any]:
+    return {"api_keys": KEYS}
 
 
 def stored(settings: ApiSettings) -> int:

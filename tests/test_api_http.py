@@ -6,39 +6,21 @@ import uuid
 from collections.abc import Mapping
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
-from lendo_api.app import create_app
 from lendo_api.keys import STORE
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
 from lendo_streams import StreamNames
 
 Client = TestClient[web.Request, web.Application]
+
 PROBLEM_JSON = "application/problem+json"
-
-
-@pytest.fixture
-def settings(tmp_path: Path, redis_url: str, stream_prefix: str) -> ApiSettings:
-    return ApiSettings(
-        redis_url=redis_url,
-        stream_prefix=stream_prefix,
-        db_path=tmp_path / "api.sqlite3",
-        update_block=0.02,
-    )
-
-
-@pytest.fixture
-async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> Client:
-    """The API under test; it stops before the ``redis`` fixture removes the test's keys."""
-    return await aiohttp_client(create_app(settings))
 
 
 def stored_rows(settings: ApiSettings) -> list[tuple[Any, ...]]:

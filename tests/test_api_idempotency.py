@@ -5,7 +5,6 @@ import sqlite3
 import uuid
 from contextlib import closing
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,23 +20,13 @@ from lendo_api.store import StatusChange
 from lendo_streams import StreamNames
 
 Client = TestClient[web.Request, web.Application]
+
 ADA = {"first_name": "Ada", "last_name": "Lovelace"}
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, stream_prefix: str) -> ApiSettings:
-    return ApiSettings(
-        redis_url=redis_url,
-        stream_prefix=stream_prefix,
-        db_path=tmp_path / "api.sqlite3",
-        update_block=0.02,
-        reconcile_interval=3600,
-    )
-
-
-@pytest.fixture
-async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> Client:
-    return await aiohttp_client(create_app(settings))
+def api_overrides() -> dict[str, Any]:
+    return {"reconcile_interval": 3600}
 
 
 def count(settings: ApiSettings, table: str) -> int:

@@ -3,34 +3,22 @@
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
-from redis.asyncio import Redis
 
-from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
 
 Client = TestClient[web.Request, web.Application]
+
 LIMIT = 200
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, stream_prefix: str) -> ApiSettings:
-    return ApiSettings(
-        redis_url=redis_url,
-        stream_prefix=stream_prefix,
-        db_path=tmp_path / "api.sqlite3",
-        update_block=0.02,
-        max_body_bytes=LIMIT,
-    )
-
-
-@pytest.fixture
-async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> Client:
-    return await aiohttp_client(create_app(settings))
+def api_overrides() -> dict[str, Any]:
+    return {"max_body_bytes": LIMIT}
 
 
 def stored(settings: ApiSettings) -> int:

@@ -5,7 +5,6 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,19 +33,14 @@ from lendo_streams import (
 )
 
 Client = TestClient[web.Request, web.Application]
+
 AppFactory = Callable[..., Awaitable[Client]]
 DEADLINE = 5.0
 
 
 @pytest.fixture
-def settings(tmp_path: Path, redis_url: str, stream_prefix: str) -> ApiSettings:
-    return ApiSettings(
-        redis_url=redis_url,
-        stream_prefix=stream_prefix,
-        db_path=tmp_path / "api.sqlite3",
-        update_block=0.02,
-        reconcile_interval=3600,
-    )
+def api_overrides() -> dict[str, Any]:
+    return {"reconcile_interval": 3600}
 
 
 @pytest.fixture
