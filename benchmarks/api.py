@@ -26,8 +26,10 @@ def main() -> None:
     require_wrk()
     with running_system() as system:
         hello = system.hello()
+        hello_asyncio = system.hello("--asyncio")
         api = system.api()
         baseline_get = run_wrk(f"{hello}/", seconds=seconds)
+        asyncio_get = run_wrk(f"{hello_asyncio}/", seconds=seconds)
         baseline_post = run_wrk(f"{hello}/", script=post_json(BODY), seconds=seconds)
         create = run_wrk(f"{api}/api/applications", script=post_json(BODY), seconds=seconds)
         ids = _some_ids(api)
@@ -40,13 +42,15 @@ def main() -> None:
     rows = [
         _row("hello-world GET (baseline)", baseline_get, baseline_get, None),
         _row("hello-world POST (baseline)", baseline_post, baseline_post, None),
+        _row("hello-world GET on asyncio's loop (reference)", asyncio_get, baseline_get, None),
         _row("POST /api/applications", create, baseline_post, (0.25, 25.0)),
         _row("GET /api/applications/{id}", get, baseline_get, (0.5, None)),
         _row("GET /api/applications?status=pending&limit=100", page, baseline_get, (0.2, None)),
     ]
     body = (
         f"{CONNECTIONS} keep-alive connections, wrk (2 threads) in its own process, "
-        f"{seconds:g} s per load. Create is compared with hello-world POST, reads with "
+        f"{seconds:g} s per load. Every server runs on uvloop, the baseline too. "
+        "Create is compared with hello-world POST, reads with "
         f"hello-world GET. The GETs pick among {len(ids)} existing ids; the table held "
         f"{create.requests:,} applications after the create load.\n\n"
         + table(

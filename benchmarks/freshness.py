@@ -30,15 +30,22 @@ from benchmarks.clients import (
 )
 from benchmarks.report import table, verdict, write_section
 from benchmarks.system import System, running_system
+from lendo_poller.settings import PollerSettings
 from lendo_streams import StreamNames, UpdateMessage, decode
 
-SCHEDULES = [(5.25, 0.25), (5.5, 0.5), (5.75, 0.75), (6.0, 1.0), (6.5, 1.5), (7.0, 2.0)]
+CHOSEN = (
+    float(PollerSettings.model_fields["first_poll_delay"].default),
+    float(PollerSettings.model_fields["poll_interval"].default),
+)
+"""The poller's defaults (see lendo_poller.settings)."""
+
+SCHEDULES = sorted(
+    {(5.5, 0.5), (5.75, 0.75), (5.9, 0.9), (5.95, 0.95), (6.0, 1.0), (6.5, 1.5), CHOSEN},
+    key=lambda schedule: schedule[1],
+)
 """(first poll delay, poll interval) in real seconds. The first poll comes one
 interval after the earliest decision (5 s), so no decision waits longer than
-one interval for it."""
-
-CHOSEN = (6.0, 1.0)
-"""The poller's defaults (see lendo_poller.settings)."""
+one interval for it; polls keep to that grid (lendo_poller.actor.PollSchedule)."""
 
 
 def main() -> None:
@@ -52,7 +59,8 @@ def main() -> None:
         bank = system.bank_sim(
             "--min-delay", str(5 * args.scale), "--max-delay", str(20 * args.scale)
         )
-        api = system.api()
+        # The updates stream is read back for when the poller saw each decision: not trimmed.
+        api = system.api({"LENDO_TRIM_INTERVAL": "3600"})
         for number, schedule in enumerate(SCHEDULES):
             rows.append(_measure(system, api, bank, schedule, args, number))
     chosen = rows[SCHEDULES.index(CHOSEN)]

@@ -111,3 +111,14 @@ def get_paths(paths: list[str]) -> str:
         "  return wrk.format(nil, paths[i])\n"
         "end\n"
     )
+
+
+def paced(script: str, *, per_second: float, connections: int) -> str:
+    """``script``, each connection waiting between requests so all make ~``per_second``.
+
+    wrk's ``delay`` hook: closed-loop, so the rate reached is a little below
+    the one asked (each connection also waits for its answers); the caller
+    reports the rate wrk measured.
+    """
+    wait_ms = connections / per_second * 1000
+    return script + f"delay = function()\n  return {wait_ms:.3f}\nend\n"

@@ -52,12 +52,12 @@ class System:
     def poller(self, name: str, env: Mapping[str, str]) -> Service:
         return self.start("lendo-poller", [], {"LENDO_CONSUMER_NAME": name, **env})
 
-    def hello(self) -> str:
-        """Start the baseline hello-world server; return its URL."""
+    def hello(self, *args: str) -> str:
+        """Start the baseline hello-world server with ``args``; return its URL."""
         port = free_port()
         log = (self.workdir / "hello.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.hello", str(port)], stdout=log, stderr=log
+            [sys.executable, "-m", "benchmarks.hello", str(port), *args], stdout=log, stderr=log
         )
         log.close()
         self._stack.callback(_terminate, process)

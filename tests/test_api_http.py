@@ -304,6 +304,15 @@ async def test_listing_shows_each_application_as_get_does(client: Client) -> Non
     assert body == {"items": [created], "next_cursor": None}
 
 
+async def test_names_needing_escapes_are_listed_exactly_as_created(client: Client) -> None:
+    created = await create(client, first_name='Zoë "Z" O\'Neil\\', last_name="李 😀 </script>")
+
+    body = await (await client.get("/api/applications")).json()
+
+    assert body["items"] == [created]
+    assert created["last_name"] == "李 😀 </script>"
+
+
 async def test_an_empty_listing_is_one_empty_page(client: Client) -> None:
     body = await (await client.get("/api/applications?status=completed")).json()
 

@@ -13,7 +13,13 @@ import structlog
 from lendo_api.errors import ApplicationNotFound, IdempotencyKeyReused
 from lendo_api.faults import maybe_crash
 from lendo_api.publisher import SubmissionPublisher
-from lendo_api.store import ApplicationStore, IdempotencyKey, Page, Status, StoredApplication
+from lendo_api.store import (
+    ApplicationStore,
+    IdempotencyKey,
+    JsonPage,
+    Status,
+    StoredApplication,
+)
 
 log = structlog.stdlib.get_logger(__name__)
 
@@ -117,8 +123,8 @@ class Applications:
             raise ApplicationNotFound(application_id)
         return application
 
-    async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
-        return await self._store.list_page(status=status, limit=limit, after=after)
+    async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> JsonPage:
+        return await self._store.list_page_json(status=status, limit=limit, after=after)
 
 
 def _body_hash(first_name: str, last_name: str) -> str:

@@ -4,6 +4,7 @@ import asyncio
 import signal
 
 import structlog
+import uvloop
 from aiohttp import web
 
 from lendo_api.app import create_app
@@ -18,7 +19,8 @@ def main() -> None:
     """Run ``lendo-api``; invalid configuration exits 2 with one line naming the variable."""
     settings = load_settings(ApiSettings, "lendo-api")
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    # uvloop: the same asyncio code, with a faster event loop and transports.
+    uvloop.run(serve(settings))
 
 
 async def serve(settings: ApiSettings) -> None:

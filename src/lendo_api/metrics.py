@@ -51,6 +51,7 @@ class ApiMetrics:
             ["route", "method"],
             registry=self.registry,
         )
+        self._bound: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
         self.applications = Gauge(
             "lendo_api_applications",
             "Applications in the database, by status (counted at scrape).",
@@ -152,9 +153,24 @@ class ApiMetrics:
             finally:
                 resource = request.match_info.route.resource
                 route = resource.canonical if resource is not None else UNMATCHED_ROUTE
-                self.http_requests.labels(route, request.method, str(status)).inc()
-                self.http_duration.labels(route, request.method).observe(
-                    time.perf_counter() - started
-                )
+                count, duration = self._children(route, request.method, status)
+                count.inc()
+                duration.observe(time.perf_counter() - started)
 
         return http_metrics
+
+    def _children(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter's and duration's series for these labels, looked up once.
+
+        ``labels()`` builds and checks its key on every call, a measurable share
+        of a small request; the series are few (routes x methods x statuses).
+        """
+        key = (route, method, status)
+        children = self._bound.get(key)
+        if children is None:
+            children = (
+                self.http_requests.labels(route, method, str(status)),
+                self.http_duration.labels(route, method),
+            )
+            self._bound[key] = children
+        return children

@@ -51,7 +51,8 @@ def _clean_name(value: object) -> object:
 Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), BeforeValidator(_clean_name)]
 
 
-def _encode_cursor(seq: int) -> str:
+def encode_cursor(seq: int) -> str:
+    """The opaque text of a listing position, as clients see it."""
     return base64.urlsafe_b64encode(str(seq).encode()).rstrip(b"=").decode()
 
 
@@ -65,7 +66,7 @@ def _decode_cursor(value: object) -> int:
             seq = int(digits) if digits.isdigit() else -1
         except (binascii.Error, ValueError):
             seq = -1
-        if 0 <= seq <= _MAX_SEQ and _encode_cursor(seq) == value:
+        if 0 <= seq <= _MAX_SEQ and encode_cursor(seq) == value:
             return seq
     raise ValueError("is not a cursor returned by this API")
 
@@ -73,7 +74,7 @@ def _decode_cursor(value: object) -> int:
 Cursor = Annotated[
     int,
     PlainValidator(_decode_cursor),
-    PlainSerializer(_encode_cursor, return_type=str),
+    PlainSerializer(encode_cursor, return_type=str),
     WithJsonSchema({"type": "string", "description": "Opaque position in a listing."}),
 ]
 """A position in a listing; an ``int`` in code, opaque text on the wire."""

@@ -1,4 +1,4 @@
-"""HTTP handlers: parse the request with a model, call the domain, render a model.
+"""HTTP handlers: parse the request with a model, call the domain, render the result.
 
 What each handler promises is in :mod:`lendo_api.operations`, attached here
 as its OpenAPI description.
@@ -23,15 +23,15 @@ from lendo_api.keys import (
     UPDATES_TASK,
 )
 from lendo_api.models import (
-    Application,
-    ApplicationPage,
     ApplicationPath,
     ApplicationQuery,
     CreateHeaders,
     FieldError,
     Health,
     NewApplication,
+    encode_cursor,
 )
+from lendo_api.rendering import application_fields, json_response, page_response
 from lendo_streams import probes
 from lendo_streams.metrics import metrics_handler
 
@@ -65,8 +65,8 @@ async def create_application(request: web.Request) -> web.Response:
     )
     application = creation.application
     location = request.app.router[APPLICATION_ROUTE].url_for(id=str(application.id))
-    return _render(
-        Application.model_validate(application),
+    return json_response(
+        application_fields(application),
         status=201 if creation.created else 200,
         headers={"Location": str(location)},
     )
@@ -76,7 +76,7 @@ async def create_application(request: web.Request) -> web.Response:
 async def get_application(request: web.Request) -> web.Response:
     path = _parse(ApplicationPath, request.match_info)
     application = await request.app[APPLICATIONS].get(path.id)
-    return _render(Application.model_validate(application))
+    return json_response(application_fields(application))
 
 
 @operations.LIST_APPLICATIONS
@@ -85,17 +85,13 @@ async def list_applications(request: web.Request) -> web.Response:
     page = await request.app[APPLICATIONS].list_page(
         status=query.status, limit=query.limit, after=query.cursor
     )
-    return _render(
-        ApplicationPage(
-            items=[Application.model_validate(item) for item in page.items],
-            next_cursor=page.next_after,
-        )
-    )
+    cursor = None if page.next_after is None else encode_cursor(page.next_after)
+    return page_response(page.items, cursor)
 
 
 @operations.HEALTH
 async def health(request: web.Request) -> web.Response:
-    return _render(Health())
+    return json_response(Health().model_dump())
 
 
 @operations.READINESS
@@ -161,15 +157,4 @@ def _invalid(error: ValidationError) -> InvalidInput:
             FieldError(field=".".join(map(str, e["loc"])) or "body", message=e["msg"])
             for e in error.errors()
         ]
-    )
-
-
-def _render(
-    model: BaseModel, *, status: int = 200, headers: Mapping[str, str] | None = None
-) -> web.Response:
-    return web.Response(
-        status=status,
-        body=model.model_dump_json().encode(),
-        content_type="application/json",
-        headers=headers,
     )

@@ -16,6 +16,7 @@ import aiosqlite
 from lendo_api.batching import Batcher
 from lendo_api.store import (
     IdempotencyKey,
+    JsonPage,
     KeyedCreation,
     Page,
     Status,
@@ -57,6 +58,12 @@ CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_
 # Fixed width, so that SQL compares timestamps correctly as text.
 _TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 
+# The public fields of an application (lendo_api.models.Application) as one JSON object.
+_APPLICATION_JSON = (
+    "json_object('id', id, 'first_name', first_name, 'last_name', last_name,"
+    " 'status', status, 'created_at', created_at, 'updated_at', updated_at)"
+)
+
 _INSERT = (
     "INSERT INTO applications"
     " (id, first_name, last_name, status, request_id, created_at, updated_at)"
@@ -70,10 +77,12 @@ class SqliteStore:
     SQLite allows one writer, so one connection serves every write. It is
     shared, so a lock keeps each caller's statements together: otherwise a
     request could read, or commit, the middle of another caller's transaction.
-    Reads are single statements on their own connection, without the lock:
-    in WAL mode they see the last commit and never wait for a writer, and
-    concurrent reads queue on the connection's thread back to back instead
-    of taking turns through the event loop.
+    Reads are single statements on their own connections, without the lock:
+    in WAL mode they see the last commit and never wait for a writer.
+    Reads by id and pages run on the event loop itself, on a plain sqlite3
+    connection: an indexed read takes ~8 µs there, against ~45-85 µs for the
+    hop to an aiosqlite thread and back, which was most of a GET. Reads that
+    scan (counts, the outbox sweep) stay on an aiosqlite thread, off the loop.
     Writes run shielded from cancellation, so a cancelled caller never leaves
     a transaction open, and :meth:`close` waits for them.
 
@@ -82,9 +91,15 @@ class SqliteStore:
     a few executor hops and one commit instead of a commit each.
     """
 
-    def __init__(self, connection: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self,
+        connection: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        quick_reader: sqlite3.Connection,
+    ) -> None:
         self._db = connection
         self._reader = reader
+        self._quick_reader = quick_reader
         self._lock = asyncio.Lock()
         self._creates: Batcher[StoredApplication, int] = Batcher(self._insert_batch)
 
@@ -109,11 +124,17 @@ class SqliteStore:
             await connection.close()
             raise
         reader.row_factory = sqlite3.Row
-        return cls(connection, reader)
+        quick_reader = sqlite3.connect(path, isolation_level=None)
+        # A WAL reader waits only in rare moments (recovery after a crash); briefly, since
+        # it waits on the event loop.
+        quick_reader.execute("PRAGMA busy_timeout = 50")
+        quick_reader.row_factory = sqlite3.Row
+        return cls(connection, reader, quick_reader)
 
     async def close(self) -> None:
         await self._creates.drain()
         await self._reader.close()
+        self._quick_reader.close()
         async with self._lock:
             await self._db.close()
 
@@ -185,23 +206,39 @@ class SqliteStore:
         return await self._write(purge)
 
     async def get(self, id: UUID) -> StoredApplication | None:
-        rows = await self._read("SELECT * FROM applications WHERE id = ?", (str(id),))
+        rows = self._quick_read("SELECT * FROM applications WHERE id = ?", (str(id),))
         return _application(rows[0]) if rows else None
 
     async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
-        # One row more than asked tells whether another page follows.
-        if status is None:
-            rows = await self._read(
-                "SELECT * FROM applications WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after or 0, limit + 1),
-            )
-        else:
-            rows = await self._read(
-                "SELECT * FROM applications WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (status, after or 0, limit + 1),
-            )
+        rows = self._page_rows("*", status=status, limit=limit, after=after)
         items = [_application(row) for row in rows[:limit]]
         return Page(items, items[-1].seq if len(rows) > limit else None)
+
+    async def list_page_json(
+        self, *, status: Status | None, limit: int, after: int | None
+    ) -> JsonPage:
+        # SQLite writes each row's JSON: a page of 100 costs ~0.25 ms instead of
+        # ~1.4 ms building rows, dataclasses, UUIDs and datetimes to serialise them.
+        # The stored timestamps are already RFC 3339 text (_TIMESTAMP).
+        rows = self._page_rows(f"seq, {_APPLICATION_JSON}", status=status, limit=limit, after=after)
+        items = [row[1] for row in rows[:limit]]
+        return JsonPage(items, rows[limit - 1][0] if len(rows) > limit else None)
+
+    def _page_rows(
+        self, columns: str, *, status: Status | None, limit: int, after: int | None
+    ) -> list[sqlite3.Row]:
+        # One row more than asked tells whether another page follows. An indexed range
+        # of at most 1001 rows: ~0.25 ms per 100 on the event loop.
+        if status is None:
+            return self._quick_read(
+                f"SELECT {columns} FROM applications WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608 - columns are ours
+                (after or 0, limit + 1),
+            )
+        return self._quick_read(
+            f"SELECT {columns} FROM applications"  # noqa: S608 - columns are ours
+            " WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (status, after or 0, limit + 1),
+        )
 
     async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:
         if not changes:
@@ -293,6 +330,10 @@ class SqliteStore:
     async def _read(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
         rows = await self._reader.execute_fetchall(sql, parameters)
         return cast(list[sqlite3.Row], rows)
+
+    def _quick_read(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
+        """Read on the event loop: only for indexed reads of a bounded number of rows."""
+        return self._quick_reader.execute(sql, parameters).fetchall()
 
     async def _write(self, operation: Callable[[], Awaitable[T]]) -> T:
         async def locked() -> T:

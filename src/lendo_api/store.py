@@ -44,6 +44,19 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class JsonPage:
+    """A page as the API sends it: each item already the JSON text of one application.
+
+    Built by the database, so that a page costs no Python object per item.
+    """
+
+    items: list[str]
+    """JSON objects with the fields of :class:`lendo_api.models.Application`, in creation order."""
+    next_after: int | None
+    """The ``seq`` to continue after; ``None`` on the last page."""
+
+
+@dataclass(frozen=True, slots=True)
 class StatusChange:
     """The bank's final status for one application."""
 
@@ -121,6 +134,15 @@ class ApplicationStore(Protocol):
 
     async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
         """Up to ``limit`` applications (of ``status``, if given) created after ``after``."""
+        ...
+
+    async def list_page_json(
+        self, *, status: Status | None, limit: int, after: int | None
+    ) -> JsonPage:
+        """The page :meth:`list_page` reads, as the JSON of its public fields.
+
+        Timestamps are written as :func:`lendo_api.rendering.timestamp_text` writes them.
+        """
         ...
 
     async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:

@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from typing import NoReturn
 
 import structlog
+import uvloop
 from pydantic import ValidationError
 
 from lendo_banksim.server import running_bank_sim
@@ -24,7 +25,8 @@ PROGRAM = "lendo-bank-sim"
 def main(argv: Sequence[str] | None = None) -> None:
     settings = parse_settings(argv)
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    # uvloop: the same asyncio code, with a faster event loop and transports.
+    uvloop.run(serve(settings))
 
 
 def parse_settings(argv: Sequence[str] | None = None) -> SimSettings:

@@ -11,6 +11,7 @@ the entry back to the group.
 """
 
 import asyncio
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
@@ -74,13 +75,14 @@ class Actors:
                     await self._acker.dead_letter([(entry, reason)])
                     return
                 # The bank decides 5-20 s after a submission; polling earlier only costs requests.
-                await asyncio.sleep(self._first_poll_delay)
+                loop = asyncio.get_running_loop()
+                schedule = PollSchedule(loop.time() + self._first_poll_delay, self._poll_interval)
                 try:
                     while True:
+                        await asyncio.sleep(schedule.wait(loop.time()))
                         status = await self._job_status(application_id)
                         if status != "pending":
                             break
-                        await asyncio.sleep(self._poll_interval)
                 except JobNotFound:
                     # The bank restarted and forgot the application: submitting it
                     # again (same id) is the only way to get a decision.
@@ -122,3 +124,29 @@ class Actors:
         return AsyncRetrying(
             retry=retry_if_exception_type(BankUnavailable), wait=self._backoff, reraise=True
         )
+
+
+class PollSchedule:
+    """Poll times on a fixed grid: ``first``, then every ``interval`` after it.
+
+    Sleeping the interval after each answer would add every round trip (and
+    every wait at the gate) to the next poll, so the polls would drift later
+    and a decision's staleness grow beyond ``interval``. On the grid, a
+    decision is seen at most one interval plus one round trip after it is
+    made. A poll that comes back after the next time has passed is followed
+    at once, but the times already past are not made up: at most one poll
+    starts per interval, so a slow bank is never polled faster.
+    """
+
+    __slots__ = ("_interval", "_next")
+
+    def __init__(self, first: float, interval: float) -> None:
+        self._next = first
+        self._interval = interval
+
+    def wait(self, now: float) -> float:
+        """How long to sleep from ``now`` until the next poll (0 if late); takes that time."""
+        missed = max(0, math.floor((now - self._next) / self._interval))
+        due = self._next + missed * self._interval
+        self._next = due + self._interval
+        return max(0.0, due - now)

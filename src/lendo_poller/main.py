@@ -9,9 +9,11 @@ import asyncio
 import signal
 
 import structlog
+import uvloop
 from redis.asyncio import Redis
 
 from lendo_poller.bank import BankClient
+from lendo_poller.loop_lag import watch_loop_lag
 from lendo_poller.metrics import PollerMetrics
 from lendo_poller.ops_server import create_ops_app, serving
 from lendo_poller.poller import Poller
@@ -24,7 +26,8 @@ def main() -> None:
     """Console entry point; exits 2 with one line if the configuration is invalid."""
     settings = load_settings(PollerSettings, "lendo-poller")
     configure_logging(settings.log_level)
-    asyncio.run(serve(settings))
+    # uvloop: the same asyncio code, with a faster event loop and transports.
+    uvloop.run(serve(settings))
 
 
 async def serve(settings: PollerSettings) -> None:
@@ -46,6 +49,7 @@ async def serve(settings: PollerSettings) -> None:
     for signum in stop_signals:
         loop.add_signal_handler(signum, poller.stop)
     summaries = asyncio.create_task(_summarize(poller, bank, settings.summary_interval))
+    lag = asyncio.create_task(watch_loop_lag(metrics.loop_lag.observe))
     try:
         ops = create_ops_app(poller, redis, metrics)
         async with serving(ops, settings.metrics_host, settings.metrics_port) as metrics_port:
@@ -59,6 +63,7 @@ async def serve(settings: PollerSettings) -> None:
             await poller.run()
     finally:
         summaries.cancel()
+        lag.cancel()
         for signum in stop_signals:
             loop.remove_signal_handler(signum)
         await bank.close()

@@ -41,6 +41,13 @@ class PollerMetrics:
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "lendo_poller_event_loop_lag_seconds",
+            "How much later than asked a 50 ms timer fired: time the event loop, shared by "
+            "every actor, was held.",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
         self.bank_trace = aiohttp.TraceConfig()
         self.bank_trace.on_request_start.append(self._request_started)
         self.bank_trace.on_request_end.append(self._request_ended)

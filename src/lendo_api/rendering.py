@@ -1,0 +1,60 @@
+"""Applications rendered straight to JSON, in the shape of :class:`lendo_api.models.Application`.
+
+The models stay the contract (the OpenAPI document is generated from them, and
+the tests check the responses against them), but building a pydantic model per
+application only to serialise it cost more than the rest of a request: a page
+of 100 took ~2.5 ms. Here one application becomes a plain dict of its public
+fields for orjson, and a page arrives from the store as JSON text already.
+"""
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+
+from lendo_api.store import StoredApplication
+
+_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+_JSON = "application/json"
+
+
+def timestamp_text(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, always the same width: as the store keeps it.
+
+    A page's timestamps come verbatim from the store, so one application
+    reads the same in a page and on its own.
+    """
+    return moment.astimezone(UTC).strftime(_TIMESTAMP)
+
+
+def application_fields(application: StoredApplication) -> dict[str, object]:
+    """The fields of :class:`~lendo_api.models.Application`, and nothing the store keeps besides."""
+    return {
+        "id": str(application.id),
+        "first_name": application.first_name,
+        "last_name": application.last_name,
+        "status": application.status,
+        "created_at": timestamp_text(application.created_at),
+        "updated_at": timestamp_text(application.updated_at),
+    }
+
+
+def json_response(
+    data: object, *, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type=_JSON, headers=headers)
+
+
+def page_response(items: Sequence[str], next_cursor: str | None) -> web.Response:
+    """An :class:`~lendo_api.models.ApplicationPage` from its items' JSON texts."""
+    body = b"".join(
+        (
+            b'{"items":[',
+            ",".join(items).encode(),
+            b'],"next_cursor":',
+            orjson.dumps(next_cursor),
+            b"}",
+        )
+    )
+    return web.Response(body=body, content_type=_JSON)

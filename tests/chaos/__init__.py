@@ -1,0 +1,1 @@
+"""The chaos suite: real processes broken on purpose; see docs/reliability.md."""
