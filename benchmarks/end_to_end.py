@@ -123,8 +123,8 @@ def main() -> None:
             ],
             rows,
         )
-        + f"\nHighest created rate sustained: {best[1]:,.0f}/s with 1 poller, {best[2]:,.0f}/s with 2 "
-        f"(scale-out ratio {ratio:.2f}).\n\n"
+        + f"\nHighest created rate sustained: {best[1]:,.0f}/s with 1 poller, "
+        f"{best[2]:,.0f}/s with 2 (scale-out ratio {ratio:.2f}).\n\n"
         "Where the time goes (1 poller, at its first unsustained rate, py-spy, share of "
         "samples with the function on the stack):\n\n"
         + "".join(f"- {name}: {summary}\n" for name, summary in profiles.items())
