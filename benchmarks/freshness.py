@@ -1,11 +1,14 @@
 """Benchmark 3: how soon after the bank decides our stored status follows, and at what cost.
 
-``python -m benchmarks.freshness [--scale 0.05] [--applications 200] [--rate 20]`` runs
+``python -m benchmarks.freshness [--scale 1] [--applications 2000] [--rate 50]`` runs
 Redis, the simulator (decisions 5–20 s after submission, times ``scale``),
 the API and, for each schedule in turn, a fresh poller with that schedule
-(times ``scale``). Applications arrive at a steady ``rate`` per second, so
-the compressed schedule (twenty times the polls per second) stays within
-what one simulator serves on a small machine. For every application it takes three clocks: when the
+(times ``scale``). Applications arrive at a steady ``rate`` per second. Real
+time is the default: the target is within a few milliseconds of what a 1 s
+grid gives, and a compressed run scales each poll's round trip up with the
+schedule (twentyfold at ``--scale 0.05``), which is enough to miss it.
+
+For every application it takes three clocks: when the
 bank decided (the simulator's ``/_sim/decision_times``), when the poller saw
 it (``decided_at`` of its update) and when the API stored it (``updated_at``).
 Staleness in real time is the polling part scaled back plus the pipeline
@@ -40,19 +43,20 @@ CHOSEN = (
 """The poller's defaults (see lendo_poller.settings)."""
 
 SCHEDULES = sorted(
-    {(5.5, 0.5), (5.75, 0.75), (5.9, 0.9), (5.95, 0.95), (6.0, 1.0), (6.5, 1.5), CHOSEN},
-    key=lambda schedule: schedule[1],
+    {(5.5, 0.5), (5.75, 0.75), (5.95, 0.95), (6.0, 1.0), (6.05, 1.0), (6.5, 1.5), CHOSEN},
+    key=lambda schedule: (schedule[1], schedule[0]),
 )
-"""(first poll delay, poll interval) in real seconds. The first poll comes one
-interval after the earliest decision (5 s), so no decision waits longer than
-one interval for it; polls keep to that grid (lendo_poller.actor.PollSchedule)."""
+"""(first poll delay, poll interval) in real seconds. In most, the first poll comes
+one interval after the earliest decision (5 s), so no decision waits longer than
+one interval for it; polls keep to that grid (lendo_poller.actor.PollSchedule).
+The others spend part of the 1% the p99 allows on a later first poll."""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--scale", type=float, default=0.05, help="time compression")
-    parser.add_argument("--applications", type=int, default=200, help="per schedule")
-    parser.add_argument("--rate", type=float, default=20.0, help="applications created per second")
+    parser.add_argument("--scale", type=float, default=1.0, help="time compression")
+    parser.add_argument("--applications", type=int, default=2000, help="per schedule")
+    parser.add_argument("--rate", type=float, default=50.0, help="applications created per second")
     args = parser.parse_args()
     rows = []
     with running_system() as system:
@@ -65,8 +69,9 @@ def main() -> None:
             rows.append(_measure(system, api, bank, schedule, args, number))
     chosen = rows[SCHEDULES.index(CHOSEN)]
     body = (
-        f"Decisions 5–20 s after submission, run {1 / args.scale:g}× faster; "
-        f"{args.applications} applications per schedule, {args.rate:g} created per second; "
+        "Decisions 5–20 s after submission, "
+        + (f"run {1 / args.scale:g}× faster; " if args.scale != 1 else "in real time; ")
+        + f"{args.applications} applications per schedule, {args.rate:g} created per second; "
         "figures scaled back to real time. Pipeline = poller's update to the API's "
         "stored status (not scaled).\n\n"
         + table(
