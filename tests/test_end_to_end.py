@@ -2,63 +2,30 @@
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from lendo_local.processes import Service, wait_for_http
-from lendo_local.redis_server import free_port
+from product import Processes, StartProcesses
 
 APPLICATIONS = 200
 
-# A hundredfold compression of the production schedule (decisions in 5–20 s).
-SCALED_TIMINGS = {
-    "LENDO_FIRST_POLL_DELAY": "0.06",
-    "LENDO_POLL_INTERVAL": "0.01",
+RECOVERY_TIMINGS = {
     "LENDO_RETRY_INITIAL": "0.01",
     "LENDO_RETRY_MAX": "0.3",
     "LENDO_CLAIM_IDLE": "2",
     "LENDO_CLAIM_INTERVAL": "0.5",
-    "LENDO_READ_BLOCK": "0.1",
-    "LENDO_UPDATE_BLOCK": "0.1",
     "LENDO_RECONCILE_INTERVAL": "0.5",
 }
-
-
-class System:
-    def __init__(self, api_url: str, bank_url: str, services: list[Service]) -> None:
-        self.api_url = api_url
-        self.bank_url = bank_url
-        self.services = services
+"""Retries and recovery a hundred times faster too, as the poller's schedule."""
 
 
 @pytest.fixture
-def system(tmp_path: Path, redis_url: str, stream_prefix: str) -> Iterator[System]:
-    api_port, bank_port = free_port(), free_port()
-    env = {
-        "LENDO_REDIS_URL": redis_url,
-        "LENDO_STREAM_PREFIX": stream_prefix,
-        "LENDO_PORT": str(api_port),
-        "LENDO_DB_PATH": str(tmp_path / "lendo.sqlite3"),
-        "LENDO_BANK_URL": f"http://127.0.0.1:{bank_port}",
-        "LENDO_CONSUMER_NAME": "e2e-poller",
-        **SCALED_TIMINGS,
-    }
-    bank_args = ["--port", str(bank_port), "--min-delay", "0.05", "--max-delay", "0.2"]
-    services = [
-        Service("lendo-bank-sim", bank_args, env, tmp_path / "bank.log").start(),
-        Service("lendo-api", [], env, tmp_path / "api.log").start(),
-        Service("lendo-poller", [], env, tmp_path / "poller.log").start(),
-    ]
-    try:
-        wait_for_http(f"http://127.0.0.1:{bank_port}/_sim/stats", service=services[0])
-        wait_for_http(f"http://127.0.0.1:{api_port}/healthz", service=services[1])
-        yield System(f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bank_port}", services)
-    finally:
-        codes = {service.name: service.stop() for service in services}
-    assert codes == {"lendo-bank-sim": 0, "lendo-api": 0, "lendo-poller": 0}
+def system(start_processes: StartProcesses) -> Iterator[Processes]:
+    processes = start_processes({"LENDO_CONSUMER_NAME": "e2e-poller", **RECOVERY_TIMINGS}, 0.2)
+    yield processes
+    processes.stop()
 
 
 async def _all_pages(http: aiohttp.ClientSession, url: str, **params: str) -> list[dict[str, Any]]:
@@ -75,7 +42,7 @@ async def _all_pages(http: aiohttp.ClientSession, url: str, **params: str) -> li
             return items
 
 
-async def test_every_application_reaches_the_bank_decision(system: System) -> None:
+async def test_every_application_reaches_the_bank_decision(system: Processes) -> None:
     async with aiohttp.ClientSession() as http:
 
         async def create(number: int) -> str:
