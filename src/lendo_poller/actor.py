@@ -12,8 +12,9 @@ the entry back to the group.
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 from uuid import UUID
 
 import structlog
@@ -30,6 +31,9 @@ from lendo_poller.bank import (
 from lendo_poller.gate import Gate
 from lendo_poller.settings import PollerSettings
 from lendo_streams import Entry, SubmissionMessage, UpdateMessage, decode
+
+Argument = TypeVar("Argument")
+Answer = TypeVar("Answer")
 
 
 class Actors:
@@ -107,23 +111,36 @@ class Actors:
     async def _submit(self, entry: Entry) -> None:
         async with self._gate:
             message = decode(SubmissionMessage, entry.fields)
-            await self._retrying()(self._bank.submit, message)
+            await self._call(self._bank.submit, message)
 
     async def _job_status(self, application_id: UUID) -> JobStatus:
         async with self._gate:
-            return await self._retrying()(self._bank.job_status, application_id)
+            return await self._call(self._bank.job_status, application_id)
 
-    def _retrying(self) -> AsyncRetrying:
-        """Retry after every :class:`BankUnavailable`, without limit.
+    async def _call(
+        self, request: Callable[[Argument], Awaitable[Answer]], argument: Argument
+    ) -> Answer:
+        """Make a bank request, retried after every :class:`BankUnavailable` without limit.
 
         The bank being unreachable only delays an application; the actor ends
         only by being cancelled, which hands its entry back. An actor keeps
         its place at the gate while it backs off, so a failing bank sees at
         most ``bank_max_connections`` actors retrying.
+
+        The first attempt goes without tenacity: an ``AsyncRetrying`` keeps
+        bound methods of itself, a reference cycle of ~70 objects that only a
+        garbage-collector pass frees, and nearly every request succeeds at
+        once (see :mod:`lendo_poller.collector`). So a failed first attempt is
+        tried again at once, then with the backoff.
         """
-        return AsyncRetrying(
+        try:
+            return await request(argument)
+        except BankUnavailable:
+            pass
+        retrying = AsyncRetrying(
             retry=retry_if_exception_type(BankUnavailable), wait=self._backoff, reraise=True
         )
+        return await retrying(request, argument)
 
 
 class PollSchedule:

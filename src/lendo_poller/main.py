@@ -13,6 +13,7 @@ import uvloop
 from redis.asyncio import Redis
 
 from lendo_poller.bank import BankClient
+from lendo_poller.collector import keep_actors_frozen
 from lendo_poller.loop_lag import watch_loop_lag
 from lendo_poller.metrics import PollerMetrics
 from lendo_poller.ops_server import create_ops_app, serving
@@ -50,6 +51,7 @@ async def serve(settings: PollerSettings) -> None:
         loop.add_signal_handler(signum, poller.stop)
     summaries = asyncio.create_task(_summarize(poller, bank, settings.summary_interval))
     lag = asyncio.create_task(watch_loop_lag(metrics.loop_lag.observe))
+    frozen = asyncio.create_task(keep_actors_frozen(poller))
     try:
         ops = create_ops_app(poller, redis, metrics)
         async with serving(ops, settings.metrics_host, settings.metrics_port) as metrics_port:
@@ -64,6 +66,7 @@ async def serve(settings: PollerSettings) -> None:
     finally:
         summaries.cancel()
         lag.cancel()
+        frozen.cancel()
         for signum in stop_signals:
             loop.remove_signal_handler(signum)
         await bank.close()
