@@ -6,8 +6,9 @@ once in :class:`Actors`. Between polls an actor costs its task, one frame,
 its sleep and the raw stream entry: names are decoded only for the moment of
 a submission, and only actors let through the gate build requests. That keeps
 50,000 actors within a few hundred megabytes. An actor never acknowledges its
-entry except together with the outcome, so cancelling it at any point hands
-the entry back to the group.
+entry except together with the outcome, so cancelling it before it has one
+hands the entry back to the group; an outcome already handed to the
+:class:`~lendo_poller.acks.Acker` is written with its ack even so.
 """
 
 import asyncio
@@ -95,7 +96,6 @@ class Actors:
                     request_id=request_id,
                 )
                 await self._acker.finish(entry.id, update)
-                self._log.info("application_decided", status=status)
                 return
         except Exception:
             # Left unacknowledged: the entry goes idle and is claimed again, and
