@@ -13,8 +13,9 @@ hands the entry back to the group; an outcome already handed to the
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 from uuid import UUID
 
 import structlog
@@ -31,6 +32,9 @@ from lendo_poller.bank import (
 from lendo_poller.gate import Gate
 from lendo_poller.settings import PollerSettings
 from lendo_streams import Entry, SubmissionMessage, UpdateMessage, decode
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 
 class Actors:
@@ -107,23 +111,39 @@ class Actors:
     async def _submit(self, entry: Entry) -> None:
         async with self._gate:
             message = decode(SubmissionMessage, entry.fields)
-            await self._retrying()(self._bank.submit, message)
+            await self._call(self._bank.submit, message)
 
     async def _job_status(self, application_id: UUID) -> JobStatus:
         async with self._gate:
-            return await self._retrying()(self._bank.job_status, application_id)
+            return await self._call(self._bank.job_status, application_id)
 
-    def _retrying(self) -> AsyncRetrying:
-        """Retry after every :class:`BankUnavailable`, without limit.
+    async def _call(self, request: Callable[[A], Awaitable[R]], argument: A) -> R:
+        """``request(argument)``, retried after every :class:`BankUnavailable`, without limit.
 
         The bank being unreachable only delays an application; the actor ends
         only by being cancelled, which hands its entry back. An actor keeps
         its place at the gate while it backs off, so a failing bank sees at
         most ``bank_max_connections`` actors retrying.
+
+        Tenacity takes over only once a request failed: its bookkeeping around
+        every request was a sixth of the poller's samples at 600 applications/s,
+        for retries that are rare. The failed request is its first attempt, so
+        the backoff is the same as with tenacity all along.
         """
-        return AsyncRetrying(
+        try:
+            return await request(argument)
+        except BankUnavailable as error:
+            failures = [error]
+
+        async def attempt(argument: A) -> R:
+            if failures:
+                raise failures.pop()
+            return await request(argument)
+
+        retrying = AsyncRetrying(
             retry=retry_if_exception_type(BankUnavailable), wait=self._backoff, reraise=True
         )
+        return await retrying(attempt, argument)
 
 
 class PollSchedule:
