@@ -51,6 +51,13 @@ MakePoller = Callable[..., tuple[Poller, BankClient]]
 
 
 @pytest.fixture
+async def punctual_sim() -> AsyncIterator[RunningBankSim]:
+    """A simulator deciding every application 0.1 s after its submission."""
+    async with running_bank_sim(SimConfig(min_delay=0.1, max_delay=0.1)) as sim:
+        yield sim
+
+
+@pytest.fixture
 async def slow_sim() -> AsyncIterator[RunningBankSim]:
     """A simulator deciding within 0.3-0.4 s: time enough to stop a poller mid-flight."""
     async with running_bank_sim(SimConfig(min_delay=0.3, max_delay=0.4)) as sim:
@@ -151,6 +158,26 @@ async def test_every_application_gets_the_banks_decision_and_is_acked(
     assert await pending(redis, streams) == {}
     assert poller.stats.finished == len(sent)
     assert bank_sim.state.stats().submissions == len(sent)
+
+
+async def test_applications_decided_together_are_all_published_acked_and_counted(
+    redis: Redis, streams: StreamNames, punctual_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 300)
+    # The simulator shares this event loop: with the default 200 requests at once,
+    # each would outlast the 0.1 s bank timeout, and every retry too.
+    poller, _ = make_poller(punctual_sim, bank_max_connections=20)
+
+    await drain(poller)
+
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), punctual_sim)
+    assert await pending(redis, streams) == {}
+    decisions = list(punctual_sim.state.decisions().values())
+    assert (poller.stats.completed, poller.stats.rejected) == (
+        decisions.count("completed"),
+        decisions.count("rejected"),
+    )
+    assert poller.stats.update_transactions <= poller.stats.finished == len(sent)
 
 
 async def test_a_bank_restart_mid_flight_leads_to_resubmission(

@@ -4,9 +4,9 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from lendo_api.batching import Batcher
 from lendo_api.store import ApplicationStore, StoredApplication
 from lendo_streams import SubmissionMessage, encode
+from lendo_streams.batching import Batcher
 
 
 class SubmissionPublisher:

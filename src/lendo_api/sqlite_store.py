@@ -13,7 +13,6 @@ from uuid import UUID
 
 import aiosqlite
 
-from lendo_api.batching import Batcher
 from lendo_api.store import (
     IdempotencyKey,
     JsonPage,
@@ -24,6 +23,7 @@ from lendo_api.store import (
     StoredApplication,
     UpdateOutcome,
 )
+from lendo_streams.batching import Batcher
 
 T = TypeVar("T")
 

@@ -4,10 +4,21 @@ An entry is acknowledged in the same MULTI/EXEC transaction as the entry that
 says what became of it: the update for a decided application, the dead letter
 for one that cannot be processed. Redis runs a transaction all or nothing, so
 an ack never happens without its record, even if the process dies mid-call.
-Every write is retried until it succeeds or the caller is cancelled: a result
-that could not be written yet is only delayed, never dropped.
+Every write is retried until it succeeds or is cancelled: a result that could
+not be written yet is only delayed, never dropped.
+
+The updates of applications decided at about the same time share one
+transaction (a :class:`~lendo_streams.batching.Batcher`): under load, the
+poller pays one Redis round trip for many acks, not one each. An actor
+cancelled while its ack waits (the poller stopping) does not take the ack
+back: the shared transaction still writes it. At shutdown :meth:`Acker.drain`
+lets the transactions under way finish until the grace period ends, then
+cancels them; a cancelled transaction wrote all or nothing, and what it did
+not write stays pending, handed back like the entries of cancelled actors.
 """
 
+import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -16,10 +27,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity import RetryCallState
 
+from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
 from lendo_streams import POLLER_GROUP, Entry, UpdateMessage, encode
+from lendo_streams.batching import Batcher
 
 REASON_FIELD = b"reason"
 ENTRY_ID_FIELD = b"entry_id"
@@ -37,6 +50,8 @@ class AckStats:
     dead_lettered: int = 0
     duplicates: int = 0
     write_retries: int = 0
+    update_transactions: int = 0
+    """Transactions that published updates: ``finished`` over this is the acks per transaction."""
 
 
 class Acker:
@@ -48,20 +63,21 @@ class Acker:
         self._backoff = settings.backoff
         self._log = structlog.stdlib.get_logger(__name__)
         self.stats = AckStats()
+        self._finishes: Batcher[tuple[bytes, UpdateMessage], None] = Batcher(self._finish_batch)
 
     async def finish(self, entry_id: bytes, update: UpdateMessage) -> None:
         """Publish the bank's final status and acknowledge the submission entry."""
+        await self._finishes.submit([(entry_id, update)])
 
-        def queue(pipe: Pipeline) -> None:
-            pipe.xadd(self._streams.updates, encode(update))
-            pipe.xack(self._streams.submissions, POLLER_GROUP, entry_id)
+    async def drain(self, deadline: float) -> None:
+        """Let the updates already submitted commit until ``deadline`` (loop time), then give up.
 
-        await self._commit(queue)
-        self.stats.finished += 1
-        if update.status == "completed":
-            self.stats.completed += 1
-        else:
-            self.stats.rejected += 1
+        Whatever was not committed by then stays pending, to be followed again.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                await self._finishes.drain()
+        self._finishes.cancel()
 
     async def dead_letter(self, rejects: Sequence[tuple[Entry, str]]) -> None:
         """Move entries that cannot be processed, as they were, to the dead-letter stream."""
@@ -88,22 +104,39 @@ class Acker:
         self.stats.duplicates += len(entry_ids)
         self._log.info("duplicates_acknowledged", count=len(entry_ids))
 
+    async def _finish_batch(self, finishes: list[tuple[bytes, UpdateMessage]]) -> list[None]:
+        def queue(pipe: Pipeline) -> None:
+            for _, update in finishes:
+                pipe.xadd(self._streams.updates, encode(update))
+            pipe.xack(
+                self._streams.submissions, POLLER_GROUP, *(entry_id for entry_id, _ in finishes)
+            )
+
+        await self._commit(queue)
+        # Counted and logged here, not by the actors: an update committed after its
+        # actor was cancelled is published all the same.
+        self.stats.update_transactions += 1
+        self.stats.finished += len(finishes)
+        for _, update in finishes:
+            if update.status == "completed":
+                self.stats.completed += 1
+            else:
+                self.stats.rejected += 1
+            self._log.info(
+                "application_decided",
+                application_id=str(update.id),
+                request_id=update.request_id,
+                status=update.status,
+            )
+        return [None] * len(finishes)
+
     async def _commit(self, queue: Callable[[Pipeline], object]) -> None:
-        # The first attempt goes without tenacity, as an actor's bank requests
-        # do (Actors._call): an AsyncRetrying is a reference cycle that only the
-        # garbage collector frees, and nearly every write succeeds at once.
-        try:
-            await self._execute(queue)
-            return
-        except RedisError:
-            self.stats.write_retries += 1
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RedisError),
+        await call_retrying(
+            lambda: self._execute(queue),
+            retry_on=RedisError,
             wait=self._backoff,
             before_sleep=self._count_retry,
-            reraise=True,
         )
-        await retrying(self._execute, queue)
 
     async def _execute(self, queue: Callable[[Pipeline], object]) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:

@@ -6,8 +6,9 @@ once in :class:`Actors`. Between polls an actor costs its task, one frame,
 its sleep and the raw stream entry: names are decoded only for the moment of
 a submission, and only actors let through the gate build requests. That keeps
 50,000 actors within a few hundred megabytes. An actor never acknowledges its
-entry except together with the outcome, so cancelling it at any point hands
-the entry back to the group.
+entry except together with the outcome, so cancelling it before it has one
+hands the entry back to the group; an outcome already handed to the
+:class:`~lendo_poller.acks.Acker` is written with its ack even so.
 """
 
 import asyncio
@@ -18,7 +19,6 @@ from typing import TypeVar
 from uuid import UUID
 
 import structlog
-from tenacity import AsyncRetrying, retry_if_exception_type
 
 from lendo_poller.acks import Acker
 from lendo_poller.bank import (
@@ -29,6 +29,7 @@ from lendo_poller.bank import (
     JobStatus,
 )
 from lendo_poller.gate import Gate
+from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
 from lendo_streams import Entry, SubmissionMessage, UpdateMessage, decode
 
@@ -99,7 +100,6 @@ class Actors:
                     request_id=request_id,
                 )
                 await self._acker.finish(entry.id, update)
-                self._log.info("application_decided", status=status)
                 return
         except Exception:
             # Left unacknowledged: the entry goes idle and is claimed again, and
@@ -120,27 +120,16 @@ class Actors:
     async def _call(
         self, request: Callable[[Argument], Awaitable[Answer]], argument: Argument
     ) -> Answer:
-        """Make a bank request, retried after every :class:`BankUnavailable` without limit.
+        """``request(argument)``, retried after every :class:`BankUnavailable`, without limit.
 
         The bank being unreachable only delays an application; the actor ends
         only by being cancelled, which hands its entry back. An actor keeps
         its place at the gate while it backs off, so a failing bank sees at
         most ``bank_max_connections`` actors retrying.
-
-        The first attempt goes without tenacity: an ``AsyncRetrying`` keeps
-        bound methods of itself, a reference cycle of ~70 objects that only a
-        garbage-collector pass frees, and nearly every request succeeds at
-        once (see :mod:`lendo_poller.collector`). So a failed first attempt is
-        tried again at once, then with the backoff.
         """
-        try:
-            return await request(argument)
-        except BankUnavailable:
-            pass
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(BankUnavailable), wait=self._backoff, reraise=True
+        return await call_retrying(
+            lambda: request(argument), retry_on=BankUnavailable, wait=self._backoff
         )
-        return await retrying(request, argument)
 
 
 class PollSchedule:

@@ -97,6 +97,12 @@ class PollerMetrics:
                     poller.taken_over,
                 ),
                 (
+                    "lendo_poller_update_transactions",
+                    "Redis transactions that published updates and acknowledged their entries; "
+                    "decided applications share one under load.",
+                    stats.update_transactions,
+                ),
+                (
                     "lendo_poller_redis_write_retries",
                     "Redis transactions (update and ack, dead letter) retried after a failure.",
                     stats.write_retries,

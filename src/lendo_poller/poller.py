@@ -118,6 +118,9 @@ class Poller:
             for task in left:
                 task.cancel()
             _, left = await asyncio.wait(left, timeout=min(0.1, deadline - loop.time()))
+        # Updates that actors handed over before they were cancelled are written,
+        # with their acks, while the grace period lasts.
+        await self._acker.drain(deadline)
         if handed_back or left:
             self._log.info("actors_handed_back", count=handed_back, stuck=len(left))
 

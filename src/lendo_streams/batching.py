@@ -1,12 +1,14 @@
-"""Coalescing concurrent calls into one batch: group commit, pipelined XADDs.
+"""Coalescing concurrent calls into one batch: group commit, pipelined XADDs, shared acks.
 
-Under load, many requests want the same slow, serial step at once (a SQLite
+Under load, many callers want the same slow, serial step at once (a SQLite
 transaction, a Redis round trip). Doing it once for all of them costs about
 what doing it for one costs, so the throughput of the step grows with the
-load instead of capping it.
+load instead of capping it. The API batches its commits and publishes this
+way, the poller its acknowledgements.
 """
 
 import asyncio
+import contextvars
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar, cast
 
@@ -23,6 +25,8 @@ class Batcher(Generic[T, R]):
     item failed with, which only its submitter gets; if ``flush`` raises,
     every submitter in the batch gets the error. A flush runs in its own task, so a
     cancelled submitter never interrupts it: its items are still flushed.
+    That task starts with an empty context: it works for every submitter, so
+    it must not carry the context variables (log fields) of the first one.
     """
 
     def __init__(self, flush: Callable[[list[T]], Awaitable[Sequence[R | Exception]]]) -> None:
@@ -35,7 +39,7 @@ class Batcher(Generic[T, R]):
         future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
         self._queued.append((items, future))
         if self._task is None:
-            self._task = asyncio.create_task(self._run())
+            self._task = asyncio.create_task(self._run(), context=contextvars.Context())
         return await future
 
     async def drain(self) -> None:
@@ -43,7 +47,16 @@ class Batcher(Generic[T, R]):
         while self._task is not None:
             await asyncio.shield(self._task)
 
+    def cancel(self) -> None:
+        """Stop flushing: the flush under way is cancelled, and the items not yet flushed dropped.
+
+        Their submitters, if still waiting, get :class:`asyncio.CancelledError`.
+        """
+        if self._task is not None:
+            self._task.cancel()
+
     async def _run(self) -> None:
+        queued: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
         try:
             while self._queued:
                 queued, self._queued = self._queued, []
@@ -67,4 +80,8 @@ class Batcher(Generic[T, R]):
                     else:
                         future.set_exception(failure)
         finally:
+            # Only a cancelled flush leaves submitters waiting: none may wait forever.
+            abandoned, self._queued = [*queued, *self._queued], []
+            for _, future in abandoned:
+                future.cancel()
             self._task = None

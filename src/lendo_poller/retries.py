@@ -1,0 +1,47 @@
+"""Retrying the poller's hot calls (bank requests, ack writes) without paying for it up front.
+
+Nearly every call succeeds at once, yet wrapping each one in tenacity costs
+~56 µs of bookkeeping (a sixth of the poller's samples at 600 applications/s)
+and leaves an ``AsyncRetrying``, a reference cycle of ~70 objects that only a
+garbage-collector pass frees (see :mod:`lendo_poller.collector`). So the first
+attempt goes without it, and tenacity takes over only after a failure.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
+from tenacity.wait import wait_base
+
+Answer = TypeVar("Answer")
+
+
+async def call_retrying(
+    call: Callable[[], Awaitable[Answer]],
+    *,
+    retry_on: type[Exception],
+    wait: wait_base,
+    before_sleep: Callable[[RetryCallState], None] | None = None,
+) -> Answer:
+    """``call()``, called again after every ``retry_on`` error, without limit, waiting ``wait``.
+
+    The failed first call counts as tenacity's first attempt, so the waits and
+    the ``before_sleep`` calls are the same as with tenacity all along.
+    """
+    try:
+        return await call()
+    except retry_on as error:
+        failures = [error]
+
+    async def attempt() -> Answer:
+        if failures:
+            raise failures.pop()
+        return await call()
+
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(retry_on),
+        wait=wait,
+        before_sleep=before_sleep,
+        reraise=True,
+    )
+    return await retrying(attempt)
