@@ -128,7 +128,7 @@ async def test_a_crash_is_a_500_problem_logged_and_counted_under_its_request_id(
     async def crash(application_id: uuid.UUID) -> None:
         raise RuntimeError("a bug in the domain")
 
-    monkeypatch.setattr(client.app[APPLICATIONS], "get", crash)
+    monkeypatch.setattr(client.app[APPLICATIONS], "get_json", crash)
     captured: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.format_exc_info,

@@ -70,6 +70,15 @@ _INSERT = (
     " VALUES (?, ?, ?, 'pending', ?, ?, ?)"
 )
 
+# A whole batch in one statement: the rows arrive as one JSON array of _INSERT's
+# parameters, and come back with their seq (in no particular order).
+_INSERT_MANY = (
+    "INSERT INTO applications"
+    " (id, first_name, last_name, status, request_id, created_at, updated_at)"
+    " SELECT value ->> 0, value ->> 1, value ->> 2, 'pending', value ->> 3, value ->> 4,"
+    " value ->> 5 FROM json_each(?) RETURNING id, seq"
+)
+
 
 class SqliteStore:
     """Applications in SQLite (WAL), through one aiosqlite connection for writes, one for reads.
@@ -209,6 +218,15 @@ class SqliteStore:
         rows = self._quick_read("SELECT * FROM applications WHERE id = ?", (str(id),))
         return _application(rows[0]) if rows else None
 
+    async def get_json(self, id: UUID) -> str | None:
+        # As for a page: SQLite writes the JSON, ~7 µs against ~20 µs for a row, a
+        # StoredApplication and its fields rendered in Python.
+        rows = self._quick_read(
+            f"SELECT {_APPLICATION_JSON} FROM applications WHERE id = ?",  # noqa: S608 - ours
+            (str(id),),
+        )
+        return cast(str, rows[0][0]) if rows else None
+
     async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
         rows = self._page_rows("*", status=status, limit=limit, after=after)
         items = [_application(row) for row in rows[:limit]]
@@ -299,19 +317,16 @@ class SqliteStore:
         return bool(one == 1)
 
     async def _insert_batch(self, applications: list[StoredApplication]) -> list[int | Exception]:
-        """Insert in one transaction; return each one's ``seq``.
+        """Insert in one statement, hence one transaction and one thread hop; return each ``seq``.
 
         If the batch fails (an id already used), each is tried alone, so one
         bad create fails by itself and not the others batched with it.
         """
 
         async def insert_all() -> list[int | Exception]:
-            async with self._transaction():
-                await self._db.executemany(_INSERT, [_row(app) for app in applications])
-                rows = await self._db.execute_fetchall(
-                    "SELECT id, seq FROM applications WHERE id IN (SELECT value FROM json_each(?))",
-                    (json.dumps([str(app.id) for app in applications]),),
-                )
+            rows = await self._db.execute_fetchall(
+                _INSERT_MANY, (json.dumps([_row(app) for app in applications]),)
+            )
             seqs = {row["id"]: row["seq"] for row in rows}
             return [seqs[str(app.id)] for app in applications]
 
