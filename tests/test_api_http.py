@@ -1,6 +1,7 @@
 """The HTTP surface of lendo-api: every endpoint, every error, pagination."""
 
 import io
+import re
 import sqlite3
 import uuid
 from collections.abc import Mapping
@@ -9,11 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from lendo_api.keys import STORE
+from lendo_api.keys import APPLICATIONS, STORE
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
 from lendo_streams import StreamNames
@@ -104,6 +106,49 @@ async def test_the_request_id_is_taken_from_the_client_or_made_up_and_echoed(
     assert given.headers["X-Request-ID"] == "trace-42"
     assert made_up.headers["X-Request-ID"]
     assert on_error.headers["X-Request-ID"] == "e"
+
+
+async def test_an_unacceptable_request_id_is_replaced_by_a_new_one_each_time(
+    client: Client,
+) -> None:
+    offered = ["two words", "x" * 129, "", "naïve"]
+
+    answered = [
+        (await client.get("/healthz", headers={"X-Request-ID": sent})).headers["X-Request-ID"]
+        for sent in offered
+    ]
+
+    assert all(re.fullmatch("[0-9a-f]{32}", made_up) for made_up in answered), answered
+    assert len(set(answered)) == len(offered)
+
+
+async def test_a_crash_is_a_500_problem_logged_and_counted_under_its_request_id(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def crash(application_id: uuid.UUID) -> None:
+        raise RuntimeError("a bug in the domain")
+
+    monkeypatch.setattr(client.app[APPLICATIONS], "get_json", crash)
+    captured: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.format_exc_info,
+    ]
+    with structlog.testing.capture_logs(captured) as logs:
+        response = await client.get(
+            f"/api/applications/{uuid.uuid4()}", headers={"X-Request-ID": "crash-1"}
+        )
+    scraped = await (await client.get("/metrics")).text()
+
+    body = await problem(response, 500)
+    assert "a bug in the domain" not in body["detail"]
+    assert response.headers["X-Request-ID"] == "crash-1"
+    [failed] = [line for line in logs if line["log_level"] == "error"]
+    assert (failed["event"], failed["request_id"]) == ("request_failed", "crash-1")
+    assert "RuntimeError: a bug in the domain" in failed["exception"]
+    assert (
+        'lendo_api_http_requests_total{method="GET",route="/api/applications/{id}",status="500"}'
+        " 1.0" in scraped
+    )
 
 
 @pytest.mark.parametrize(

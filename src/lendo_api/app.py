@@ -8,14 +8,13 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from lendo_api.applications import Applications
-from lendo_api.auth import api_key_middleware
+from lendo_api.auth import ApiKeys
 from lendo_api.keys import APPLICATIONS, METRICS, RECONCILER, REDIS, SETTINGS, STORE, UPDATES_TASK
 from lendo_api.metrics import ApiMetrics
+from lendo_api.middleware import api_middleware
 from lendo_api.openapi import setup_openapi
-from lendo_api.problems import problem_middleware
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
-from lendo_api.request_ids import request_id_middleware
 from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
 from lendo_api.sqlite_store import SqliteStore
@@ -24,16 +23,9 @@ from lendo_api.updates import UpdateConsumer
 
 def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; resources open on startup and close in reverse order on cleanup."""
-    # The request id is outermost but for metrics, so error responses carry it too;
-    # authentication is inside the problem middleware, so its refusals are problem documents.
     metrics = ApiMetrics()
     app = web.Application(
-        middlewares=[
-            metrics.middleware(),
-            request_id_middleware,
-            problem_middleware,
-            api_key_middleware(settings.api_keys),
-        ],
+        middlewares=[api_middleware(ApiKeys(settings.api_keys), metrics)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

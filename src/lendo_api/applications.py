@@ -117,8 +117,9 @@ class Applications:
                 error_type=type(error).__name__,
             )
 
-    async def get(self, application_id: UUID) -> StoredApplication:
-        application = await self._store.get(application_id)
+    async def get_json(self, application_id: UUID) -> str:
+        """The application as the JSON of its public fields, as the API sends it."""
+        application = await self._store.get_json(application_id)
         if application is None:
             raise ApplicationNotFound(application_id)
         return application

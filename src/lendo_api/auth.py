@@ -11,7 +11,6 @@ import hmac
 from collections.abc import Sequence
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 from pydantic import SecretStr
 
 from lendo_api.keys import CLIENT
@@ -21,23 +20,24 @@ CHALLENGE = 'Bearer realm="lendo-api"'
 ANONYMOUS = ""
 
 
-def api_key_middleware(keys: Sequence[SecretStr]) -> Middleware:
-    """Refuse protected calls without one of ``keys``; no keys means no authentication.
+class ApiKeys:
+    """The configured keys, and the check of a request against them; no keys, no check."""
 
-    The matching key's client id goes to ``request[CLIENT]``, so that what is
-    kept per client (idempotency keys) is kept apart.
-    """
-    secrets = [key.get_secret_value().encode() for key in keys]
-    clients = [f"key:{hashlib.sha256(secret).hexdigest()[:16]}" for secret in secrets]
+    def __init__(self, keys: Sequence[SecretStr]) -> None:
+        self._secrets = [key.get_secret_value().encode() for key in keys]
+        self._clients = [
+            f"key:{hashlib.sha256(secret).hexdigest()[:16]}" for secret in self._secrets
+        ]
 
-    @web.middleware
-    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    def authenticate(self, request: web.Request) -> None:
+        """Refuse a protected call without one of the keys (401); note who calls.
+
+        ``request[CLIENT]`` gets an id derived from the matching key, so that
+        what is kept per client (idempotency keys) is kept apart.
+        """
         request[CLIENT] = ANONYMOUS
-        if secrets and request.path.startswith(PROTECTED_PREFIX):
-            request[CLIENT] = clients[_matching_key(request, secrets)]
-        return await handler(request)
-
-    return authenticate
+        if self._secrets and request.path.startswith(PROTECTED_PREFIX):
+            request[CLIENT] = self._clients[_matching_key(request, self._secrets)]
 
 
 def _matching_key(request: web.Request, secrets: Sequence[bytes]) -> int:

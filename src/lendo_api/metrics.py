@@ -1,19 +1,17 @@
 """The API's Prometheus metrics: HTTP traffic, applications, updates and stream backlogs.
 
 Served at ``GET /metrics`` on the API's own port; every metric is described
-in docs/operations.md. HTTP requests are counted by a middleware; the domain
+in docs/operations.md. HTTP requests are counted by the API's middleware; the domain
 counts (created, updates, republished, dead letters) are read from the
 domain objects' own counters at each scrape; applications by status and the
 consumer groups' backlogs are queried just before rendering.
 """
 
-import time
 from collections.abc import Iterator
 from typing import get_args
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -136,28 +134,13 @@ class ApiMetrics:
             if backlog.lag is not None:
                 self.stream_lag.labels(stream, group).set(backlog.lag)
 
-    def middleware(self) -> Middleware:
-        """Count every request by its route template, and time it."""
-
-        @web.middleware
-        async def http_metrics(request: web.Request, handler: Handler) -> web.StreamResponse:
-            started = time.perf_counter()
-            status = 500
-            try:
-                response = await handler(request)
-                status = response.status
-                return response
-            except web.HTTPException as error:
-                status = error.status
-                raise
-            finally:
-                resource = request.match_info.route.resource
-                route = resource.canonical if resource is not None else UNMATCHED_ROUTE
-                count, duration = self._children(route, request.method, status)
-                count.inc()
-                duration.observe(time.perf_counter() - started)
-
-        return http_metrics
+    def observe(self, request: web.Request, status: int, seconds: float) -> None:
+        """Count an answered request by its route template, method and status, and its time."""
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else UNMATCHED_ROUTE
+        count, duration = self._children(route, request.method, status)
+        count.inc()
+        duration.observe(seconds)
 
     def _children(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
         """The request counter's and duration's series for these labels, looked up once.

@@ -1,16 +1,15 @@
 """The one place where errors become HTTP responses: RFC 9457 problem documents.
 
 Handlers raise domain errors (:mod:`lendo_api.errors`) and aiohttp raises its
-HTTP exceptions (the router's 404 and 405 included); this middleware renders
-every one of them as ``application/problem+json``, so clients parse a single
-error shape.
+HTTP exceptions (the router's 404 and 405 included); the API's middleware
+(:mod:`lendo_api.middleware`) renders every one of them here as
+``application/problem+json``, so clients parse a single error shape.
 """
 
 from collections.abc import Mapping
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from lendo_api.errors import (
     ApplicationNotFound,
@@ -35,56 +34,48 @@ _KEPT_HEADERS = ("Allow", "WWW-Authenticate")
 log = structlog.stdlib.get_logger(__name__)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Render domain errors, HTTP errors and crashes as problem documents."""
-    try:
-        return await handler(request)
-    except InvalidInput as error:
-        return render_problem(
-            Problem(
+def problem_response(request: web.Request, error: Exception) -> web.Response:
+    """The problem document for a domain error, an HTTP error or a crash.
+
+    A crash is logged with its traceback, under the request's id, and answered 500.
+    """
+    match error:
+        case InvalidInput():
+            problem = Problem(
                 type=INVALID_INPUT,
                 title="Invalid input",
                 status=422,
                 detail=str(error),
                 errors=error.errors,
             )
-        )
-    except MalformedJson as error:
-        return render_problem(
-            Problem(type=MALFORMED_JSON, title="Malformed JSON", status=400, detail=str(error))
-        )
-    except ApplicationNotFound as error:
-        return render_problem(
-            Problem(
+        case MalformedJson():
+            problem = Problem(
+                type=MALFORMED_JSON, title="Malformed JSON", status=400, detail=str(error)
+            )
+        case ApplicationNotFound():
+            problem = Problem(
                 type=APPLICATION_NOT_FOUND,
                 title="Application not found",
                 status=404,
                 detail=f"No application has id {error.application_id}.",
             )
-        )
-    except IdempotencyKeyReused as error:
-        return render_problem(
-            Problem(
+        case IdempotencyKeyReused():
+            problem = Problem(
                 type=IDEMPOTENCY_KEY_REUSED,
                 title="Idempotency key reused",
                 status=409,
                 detail=f"{error}; use a new key for a new application.",
             )
-        )
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        return _http_problem(request, error)
-    except Exception:
-        log.exception("request_failed", method=request.method, path=request.path)
-        return render_problem(
-            Problem(
+        case web.HTTPException():
+            return _http_problem(request, error)
+        case _:
+            log.exception("request_failed", method=request.method, path=request.path)
+            problem = Problem(
                 title="Internal Server Error",
                 status=500,
                 detail="The server failed to handle the request; it has been logged.",
             )
-        )
+    return render_problem(problem)
 
 
 def render_problem(problem: Problem, headers: Mapping[str, str] | None = None) -> web.Response:

@@ -4,12 +4,11 @@ The id travels with the application onto the submission stream and is bound
 to every log line of the request, so one request can be followed end to end.
 """
 
+import os
 import re
-import uuid
 
 import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
 
 from lendo_api.keys import REQUEST_ID
 
@@ -19,13 +18,17 @@ HEADER = "X-Request-ID"
 ACCEPTABLE_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Give the request an id, bind it to the logs, and echo it on the response."""
-    offered = request.headers.get(HEADER, "")
-    request_id = offered if ACCEPTABLE_REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+def assign_request_id(request: web.Request) -> str:
+    """The client's id if acceptable, else 32 random hex digits; kept on the request and logs.
+
+    Nothing unbinds it: aiohttp runs each request in a task of its own, on a
+    copy of the connection's context, so the binding ends with the request.
+    """
+    offered = request.headers.get(HEADER)
+    if offered is not None and ACCEPTABLE_REQUEST_ID.fullmatch(offered):
+        request_id = offered
+    else:
+        request_id = os.urandom(16).hex()
     request[REQUEST_ID] = request_id
-    with structlog.contextvars.bound_contextvars(request_id=request_id):
-        response = await handler(request)
-    response.headers[HEADER] = request_id
-    return response
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id

@@ -31,7 +31,7 @@ from lendo_api.models import (
     NewApplication,
     encode_cursor,
 )
-from lendo_api.rendering import application_fields, json_response, page_response
+from lendo_api.rendering import application_fields, json_response, json_text_response, page_response
 from lendo_streams import probes
 from lendo_streams.metrics import metrics_handler
 
@@ -75,8 +75,8 @@ async def create_application(request: web.Request) -> web.Response:
 @operations.GET_APPLICATION
 async def get_application(request: web.Request) -> web.Response:
     path = _parse(ApplicationPath, request.match_info)
-    application = await request.app[APPLICATIONS].get(path.id)
-    return json_response(application_fields(application))
+    application = await request.app[APPLICATIONS].get_json(path.id)
+    return json_text_response(application)
 
 
 @operations.LIST_APPLICATIONS

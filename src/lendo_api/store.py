@@ -132,6 +132,14 @@ class ApplicationStore(Protocol):
         """The application with this id, if any."""
         ...
 
+    async def get_json(self, id: UUID) -> str | None:
+        """The application :meth:`get` reads, as the JSON of its public fields, if any.
+
+        Written as :meth:`list_page_json` writes each item, so one application
+        reads the same alone and in a page.
+        """
+        ...
+
     async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
         """Up to ``limit`` applications (of ``status``, if given) created after ``after``."""
         ...

@@ -2,12 +2,20 @@
 
 One event name plus fields per line. Personal data (names) is never passed to
 a logger: only application ids, statuses and counts.
+
+Our own events take structlog's short path: a bound logger whose filtered
+levels are no-ops, orjson, and bytes written straight to stderr. Routing them
+through stdlib ``logging`` records and a formatter, as before, cost ~51 µs a
+line, a tenth of a create's time on the event loop. Other libraries' stdlib
+records (aiohttp's, asyncio's) still go through ``logging`` and come out as
+the same JSON lines.
 """
 
 import logging
 import sys
 from typing import Annotated, Literal
 
+import orjson
 import structlog
 from pydantic import BeforeValidator
 
@@ -23,16 +31,17 @@ LogLevel = Annotated[
 
 
 def configure_logging(level: LogLevel = "INFO") -> None:
-    """Send structlog events (and stdlib records, e.g. aiohttp's) to stderr as JSON."""
+    """Write structlog events, and stdlib records (e.g. aiohttp's), to stderr as JSON lines."""
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
     ]
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.JSONRenderer(serializer=orjson.dumps)],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.BytesLoggerFactory(sys.stderr.buffer),
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -41,7 +50,6 @@ def configure_logging(level: LogLevel = "INFO") -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
                 structlog.processors.JSONRenderer(),
             ],
         )
