@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
-import structlog
-
 from lendo_api.errors import ApplicationNotFound, IdempotencyKeyReused
 from lendo_api.faults import maybe_crash
 from lendo_api.publisher import SubmissionPublisher
@@ -20,8 +18,9 @@ from lendo_api.store import (
     Status,
     StoredApplication,
 )
+from lendo_streams.logs import get_logger
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger()
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,12 @@ reconciler publishes what the dead process could not.
 import os
 import random
 
-import structlog
+from lendo_streams.logs import get_logger
 
 CRASH_STATUS = 137
 """What a shell reports for a process killed by SIGKILL (128 + 9)."""
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger()
 
 
 def maybe_crash(probability: float, point: str) -> None:

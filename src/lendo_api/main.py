@@ -3,16 +3,15 @@
 import asyncio
 import signal
 
-import structlog
 import uvloop
 from aiohttp import web
 
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
-from lendo_streams.logs import configure_logging
+from lendo_streams.logs import configure_logging, get_logger
 from lendo_streams.settings import load_settings
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger()
 
 
 def main() -> None:

@@ -10,7 +10,6 @@ consumer groups' backlogs are queried just before rendering.
 from collections.abc import Iterator
 from typing import get_args
 
-import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily
@@ -23,13 +22,14 @@ from lendo_api.reconciler import Reconciler
 from lendo_api.store import ApplicationStore, Status
 from lendo_api.updates import UpdateConsumer
 from lendo_streams import API_GROUP, POLLER_GROUP, StreamNames
+from lendo_streams.logs import get_logger
 from lendo_streams.metrics import GroupBacklog, Snapshot, group_backlog
 
 STATUSES: tuple[Status, ...] = get_args(Status)
 UNMATCHED_ROUTE = "unmatched"
 """The route label of requests no route matched, so that random paths add no series."""
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger()
 
 
 class ApiMetrics:

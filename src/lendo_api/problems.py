@@ -8,7 +8,6 @@ HTTP exceptions (the router's 404 and 405 included); the API's middleware
 
 from collections.abc import Mapping
 
-import structlog
 from aiohttp import web
 
 from lendo_api.errors import (
@@ -18,6 +17,7 @@ from lendo_api.errors import (
     MalformedJson,
 )
 from lendo_api.models import Problem
+from lendo_streams.logs import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -31,7 +31,7 @@ IDEMPOTENCY_KEY_REUSED = "/problems/idempotency-key-reused"
 # Headers of aiohttp's HTTP errors that tell the client what to do next.
 _KEPT_HEADERS = ("Allow", "WWW-Authenticate")
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger()
 
 
 def problem_response(request: web.Request, error: Exception) -> web.Response:

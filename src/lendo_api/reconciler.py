@@ -6,14 +6,14 @@ The same sweep forgets expired idempotency keys, the one other record that ages 
 from collections.abc import Awaitable
 from datetime import timedelta
 
-import structlog
 from redis.exceptions import RedisError
 
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.stopping import StopSignal
 from lendo_api.store import ApplicationStore
+from lendo_streams.logs import get_logger
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger()
 
 
 class Reconciler:

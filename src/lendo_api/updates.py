@@ -4,7 +4,6 @@ import asyncio
 import random
 from dataclasses import dataclass
 
-import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from redis.typing import EncodableT, FieldT
@@ -20,12 +19,13 @@ from lendo_streams import (
     decode,
     read_group,
 )
+from lendo_streams.logs import get_logger
 from lendo_streams.trimming import trim_acknowledged
 
 FIRST_RETRY = 0.1
 LONGEST_RETRY = 5.0
 
-log = structlog.stdlib.get_logger(__name__)
+log = get_logger()
 
 
 @dataclass(slots=True)

@@ -22,7 +22,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
@@ -33,6 +32,7 @@ from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
 from lendo_streams import POLLER_GROUP, Entry, UpdateMessage, encode
 from lendo_streams.batching import Batcher
+from lendo_streams.logs import get_logger
 
 REASON_FIELD = b"reason"
 ENTRY_ID_FIELD = b"entry_id"
@@ -61,7 +61,7 @@ class Acker:
         self._redis = redis
         self._streams = settings.streams
         self._backoff = settings.backoff
-        self._log = structlog.stdlib.get_logger(__name__)
+        self._log = get_logger()
         self.stats = AckStats()
         self._finishes: Batcher[tuple[bytes, UpdateMessage], None] = Batcher(self._finish_batch)
 

@@ -32,6 +32,7 @@ from lendo_poller.gate import Gate
 from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
 from lendo_streams import Entry, SubmissionMessage, UpdateMessage, decode
+from lendo_streams.logs import get_logger
 
 Argument = TypeVar("Argument")
 Answer = TypeVar("Answer")
@@ -61,7 +62,7 @@ class Actors:
         # as the connection pool, so a request never waits for a connection.
         self._gate = Gate(settings.bank_max_connections)
         self._on_done = on_done
-        self._log = structlog.stdlib.get_logger(__name__)
+        self._log = get_logger()
 
     async def follow(self, entry: Entry, application_id: UUID) -> None:
         """Carry the application of a valid submission entry to its recorded final status."""

@@ -38,9 +38,8 @@ import os
 import time
 from pathlib import Path
 
-import structlog
-
 from lendo_poller.poller import Poller
+from lendo_streams.logs import get_logger
 
 PERIOD = 1.0
 """Seconds between checks: the objects actors build stay in the collector's walk this long."""
@@ -67,7 +66,7 @@ class FrozenActors:
         self._in_flight_at_collection = 0
         self.collections = 0
         """Full collections run, the first one included."""
-        self._log = structlog.stdlib.get_logger(__name__)
+        self._log = get_logger()
         self._collect(in_flight=0)
 
     def check(self, in_flight: int) -> None:

@@ -8,7 +8,6 @@ poller runs, its health and metrics are served on ``LENDO_METRICS_PORT``.
 import asyncio
 import signal
 
-import structlog
 import uvloop
 from redis.asyncio import Redis
 
@@ -19,7 +18,7 @@ from lendo_poller.metrics import PollerMetrics
 from lendo_poller.ops_server import create_ops_app, serving
 from lendo_poller.poller import Poller
 from lendo_poller.settings import PollerSettings
-from lendo_streams.logs import configure_logging
+from lendo_streams.logs import configure_logging, get_logger
 from lendo_streams.settings import load_settings
 
 
@@ -33,7 +32,7 @@ def main() -> None:
 
 async def serve(settings: PollerSettings) -> None:
     """Run one poller until SIGTERM or SIGINT, then close what was opened here."""
-    log = structlog.stdlib.get_logger(__name__)
+    log = get_logger()
     redis = Redis.from_url(
         str(settings.redis_url),
         decode_responses=False,
@@ -76,7 +75,7 @@ async def serve(settings: PollerSettings) -> None:
 
 async def _summarize(poller: Poller, bank: BankClient, interval: float) -> None:
     """Log counts every ``interval``: one line, however many applications are in flight."""
-    log = structlog.stdlib.get_logger(__name__)
+    log = get_logger()
     while True:
         await asyncio.sleep(interval)
         log.info(

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
@@ -37,6 +36,7 @@ from lendo_streams import (
     read_group,
     touch,
 )
+from lendo_streams.logs import get_logger
 from lendo_streams.trimming import trim_acknowledged
 
 TOUCH_CHUNK = 1_000
@@ -71,7 +71,7 @@ class Poller:
         """Entries taken over from other consumers (XAUTOCLAIM) since start."""
         self.trimmed = 0
         """Acknowledged entries this poller removed from the submission stream since start."""
-        self._log = structlog.stdlib.get_logger(__name__)
+        self._log = get_logger()
 
     @property
     def in_flight(self) -> int:

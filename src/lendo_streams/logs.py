@@ -30,6 +30,12 @@ LogLevel = Annotated[
 """A logging level setting, accepted in any case (``LENDO_LOG_LEVEL=debug``)."""
 
 
+def get_logger() -> structlog.typing.FilteringBoundLogger:
+    """The logger for our own events, as :func:`configure_logging` sets structlog up."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger()
+    return logger
+
+
 def configure_logging(level: LogLevel = "INFO") -> None:
     """Write structlog events, and stdlib records (e.g. aiohttp's), to stderr as JSON lines."""
     shared: list[structlog.types.Processor] = [
