@@ -29,7 +29,7 @@ from pathlib import Path
 from benchmarks.load import Load, paced, post_json, require_wrk, run_wrk
 from benchmarks.profiles import Profile
 from benchmarks.report import table, verdict, write_section
-from benchmarks.system import System, running_system
+from benchmarks.system import System, cpu_seconds, running_system
 
 SCALED = {
     "LENDO_FIRST_POLL_DELAY": "0.06",
@@ -167,14 +167,14 @@ def _run(pollers: int, rate: float, seconds: float, *, profile: bool) -> tuple[R
                 else []
             )
             pids = _pids(system)
-            cpu_before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             start = _counts(system.db_path)
             began = time.monotonic()
             time.sleep(window)
             end = _counts(system.db_path)
             elapsed = time.monotonic() - began
             cpu = {
-                name: (_cpu_seconds(pid) - cpu_before[name]) / elapsed for name, pid in pids.items()
+                name: (cpu_seconds(pid) - cpu_before[name]) / elapsed for name, pid in pids.items()
             }
             created: Load = load.result()
         summaries = {name.removeprefix("lendo-"): spy.summary() for name, spy in spies}
@@ -214,12 +214,6 @@ def _redis_pid() -> int | None:
         if name.startswith("redis-server") and parent == me:
             return int(entry.name)
     return None
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time of the process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _counts(db_path: Path) -> tuple[int, int]:

@@ -4,6 +4,7 @@ Each is a separate OS process, started as ``lendo-local`` and the tests start
 them, with logs in a temporary directory that is kept when a process fails.
 """
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -52,8 +53,8 @@ class System:
     def poller(self, name: str, env: Mapping[str, str]) -> Service:
         return self.start("lendo-poller", [], {"LENDO_CONSUMER_NAME": name, **env})
 
-    def hello(self, *args: str) -> str:
-        """Start the baseline hello-world server with ``args``; return its URL."""
+    def hello(self, *args: str) -> tuple[str, int]:
+        """Start the baseline hello-world server with ``args``; return its URL and pid."""
         port = free_port()
         log = (self.workdir / "hello.log").open("ab")
         process = subprocess.Popen(
@@ -62,7 +63,7 @@ class System:
         log.close()
         self._stack.callback(_terminate, process)
         wait_for_http(f"http://127.0.0.1:{port}/")
-        return f"http://127.0.0.1:{port}"
+        return f"http://127.0.0.1:{port}", process.pid
 
     def start(self, name: str, args: list[str], env: Mapping[str, str]) -> Service:
         service = Service(name, args, self.env(env), self.workdir / f"{name}.log").start()
@@ -84,6 +85,12 @@ def running_system() -> Iterator[System]:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lendo-bench-")))
         redis = stack.enter_context(EmbeddedRedis())
         yield System(stack, workdir, redis.url)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _terminate(process: "subprocess.Popen[bytes]") -> None:
