@@ -41,8 +41,11 @@ from pathlib import Path
 from lendo_poller.poller import Poller
 from lendo_streams.logs import get_logger
 
-PERIOD = 1.0
-"""Seconds between checks: the objects actors build stay in the collector's walk this long."""
+PERIOD = 0.1
+"""Seconds between checks: the objects actors build stay in the collector's walk this long.
+Freezing costs next to nothing (CPython splices lists); a poller taking on ~1,600 actors a
+second builds ~27,000 tracked objects a second, and each second of them left unfrozen reaches
+the oldest generation and feeds its full collections."""
 ACTOR_BYTES = 4096
 """Memory a running actor holds: 3.2 KB measured (docs/performance.md); more only delays a
 collection."""

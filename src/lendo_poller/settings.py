@@ -34,7 +34,11 @@ class PollerSettings(RedisSettings):
     max_in_flight: PositiveInt = Field(
         default=50_000, description="Cap of concurrent actors; the poller stops reading when full."
     )
-    read_batch: PositiveInt = Field(default=500, description="Entries read per XREADGROUP.")
+    read_batch: PositiveInt = Field(
+        default=100,
+        description="Entries read per XREADGROUP. A batch's actors start in one go, so a "
+        "smaller batch keeps the event loop responsive while a backlog is taken on.",
+    )
     read_block: PositiveFloat = Field(
         default=1.0, description="Longest wait of one XREADGROUP for new entries."
     )
