@@ -55,7 +55,10 @@ def start_api(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient
 
 @pytest.fixture
 async def client(start_api: AppFactory) -> Client:
-    return await start_api()
+    """The API once its startup sweep is done, so that a test's own sweeps find all it made."""
+    started = await start_api()
+    await eventually(first_sweep_done(started))
+    return started
 
 
 async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
@@ -65,6 +68,13 @@ async def eventually(check: Callable[[], Awaitable[bool]]) -> None:
             if await check():
                 return
             await asyncio.sleep(0.01)
+
+
+def first_sweep_done(client: Client) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return client.app[RECONCILER].rounds > 0
+
+    return check
 
 
 async def create(client: Client, **headers: str) -> dict[str, Any]:
@@ -267,6 +277,7 @@ async def test_without_redis_creates_succeed_and_everything_catches_up_once_it_i
     client = await start_api(redis_url=f"redis://127.0.0.1:{port}/0")
 
     created = await create(client, **{"X-Request-ID": "req-down"})
+    await eventually(first_sweep_done(client))  # failed: Redis is down
 
     assert (await fetch(client, created["id"]))["status"] == "pending"
     with EmbeddedRedis(port) as server:

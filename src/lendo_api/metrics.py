@@ -106,6 +106,12 @@ class ApiMetrics:
             )
             republished.add_metric([], reconciler.published)
             yield republished
+            rounds = CounterMetricFamily(
+                "lendo_api_reconciler_rounds",
+                "Rounds of the outbox sweep and key purge finished; flat means stuck.",
+            )
+            rounds.add_metric([], reconciler.rounds)
+            yield rounds
 
         self.registry.register(Snapshot(read))
 

@@ -46,6 +46,8 @@ class Reconciler:
         self._stop = StopSignal()
         self.published = 0
         """Applications the sweeps published (again) since start, for metrics."""
+        self.rounds = 0
+        """Rounds (sweep, then purge) finished since start, for metrics: a stuck sweep stops it."""
 
     async def run(self) -> None:
         """Sweep every ``interval`` until :meth:`stop`; a full batch sweeps again at once."""
@@ -53,6 +55,7 @@ class Reconciler:
             published = await _logging_failures(self.sweep(), "outbox_sweep_failed")
             # Apart from the outbox, so that keys expire even while Redis is down.
             await _logging_failures(self.purge(), "idempotency_purge_failed")
+            self.rounds += 1
             if published < self._batch:
                 await self._stop.sleep(self._interval)
 
