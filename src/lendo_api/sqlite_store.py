@@ -272,8 +272,11 @@ class SqliteStore:
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int
     ) -> list[StoredApplication]:
+        # Left to itself, SQLite reads every pending row through the status index and
+        # sorts them (~18 ms at 40,000 pending, every sweep); the outbox's own index is
+        # in sweep order, so the walk stops at the batch (~0.3 ms; ~3 ms if none is due).
         rows = await self._read(
-            "SELECT * FROM applications"
+            "SELECT * FROM applications INDEXED BY applications_to_publish"
             " WHERE status = 'pending' AND (published_at IS NULL OR published_at < ?)"
             " ORDER BY published_at, seq LIMIT ?",
             (_text(_now() - older_than), limit),
