@@ -138,7 +138,7 @@ async def _measure(
 
     settings = PollerSettings(bank_url=bank_url, bank_max_connections=concurrency)
     metrics = PollerMetrics()
-    bank = BankClient.from_settings(settings, trace_configs=[metrics.bank_trace])
+    bank = BankClient.from_settings(settings, on_request=metrics.bank_request_timed)
     try:
 
         async def submit(application_id: uuid.UUID) -> None:
