@@ -9,7 +9,9 @@ at a time:
 - the baseline: a plain ``aiohttp.ClientSession`` GET to hello-world, the
   least an aiohttp client and server spend on a request;
 - the poller's :class:`~lendo_poller.bank.BankClient` submitting
-  applications, then polling their jobs, against the simulator.
+  applications, then polling their jobs, against the simulator, with its
+  requests timed into :class:`~lendo_poller.metrics.PollerMetrics` as
+  ``lendo-poller`` wires them, since the poller pays for that on every request.
 
 CPU per request is measured on both sides (this process's CPU time, the
 server's from ``/proc``). Multiplied by the bank requests an application
@@ -35,6 +37,7 @@ from benchmarks.report import table, write_section
 from benchmarks.system import cpu_seconds, running_system
 from lendo_banksim.config import SimConfig
 from lendo_poller.bank import BankClient
+from lendo_poller.metrics import PollerMetrics
 from lendo_poller.settings import PollerSettings
 from lendo_streams import SubmissionMessage
 
@@ -134,7 +137,8 @@ async def _measure(
         costs["baseline"] = await _cost(hello, ids, concurrency, hello_pid)
 
     settings = PollerSettings(bank_url=bank_url, bank_max_connections=concurrency)
-    bank = BankClient.from_settings(settings)
+    metrics = PollerMetrics()
+    bank = BankClient.from_settings(settings, on_request=metrics.bank_request_timed)
     try:
 
         async def submit(application_id: uuid.UUID) -> None:

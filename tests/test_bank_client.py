@@ -125,6 +125,30 @@ async def test_a_failing_bank_is_unavailable(
     assert bank.stats.unavailable == 2
 
 
+async def test_every_request_is_timed_answered_or_failed(bank_sim: RunningBankSim) -> None:
+    timed: list[tuple[str, float]] = []
+    bank = BankClient(
+        bank_sim.url,
+        timeout=CLIENT_TIMEOUT,
+        connect_timeout=CLIENT_TIMEOUT,
+        max_connections=4,
+        on_request=lambda method, seconds: timed.append((method, seconds)),
+    )
+    try:
+        message = application()
+        await bank.submit(message)
+        await bank.job_status(message.id)
+        bank_sim.state.set_faults({"slow_rate": 1.0, "slow_delay": CLIENT_TIMEOUT * 2})
+        with pytest.raises(BankUnavailable):
+            await bank.job_status(message.id)
+    finally:
+        await bank.close()
+
+    assert [method for method, _ in timed] == ["POST", "GET", "GET"]
+    assert all(seconds > 0 for _, seconds in timed)
+    assert timed[-1][1] >= CLIENT_TIMEOUT / 2  # timed until the client gave up
+
+
 async def test_a_refused_connection_is_unavailable() -> None:
     bank = BankClient(
         f"http://127.0.0.1:{free_port()}", timeout=1, connect_timeout=1, max_connections=1

@@ -100,7 +100,7 @@ async def poller_parts(
         redis_url=redis_url, stream_prefix=stream_prefix, bank_url=bank_sim.url, **FAST_POLLER
     )
     metrics = PollerMetrics()
-    bank = BankClient.from_settings(settings, trace_configs=[metrics.bank_trace])
+    bank = BankClient.from_settings(settings, on_request=metrics.bank_request_timed)
     poller = Poller(settings, redis, bank)
     metrics.watch(poller, bank)
     yield poller, metrics
@@ -242,7 +242,7 @@ async def test_poller_is_alive_but_not_ready_without_redis(
     )
     redis = Redis.from_url(str(settings.redis_url), socket_connect_timeout=0.5)
     metrics = PollerMetrics()
-    bank = BankClient.from_settings(settings, trace_configs=[metrics.bank_trace])
+    bank = BankClient.from_settings(settings, on_request=metrics.bank_request_timed)
     poller = Poller(settings, redis, bank)
     ops = await aiohttp_client(create_ops_app(poller, redis, metrics))
     running = asyncio.create_task(poller.run())

@@ -63,6 +63,10 @@ class FaultDraw:
     answer: CannedAnswer | None = None
 
 
+NO_FAULT = FaultDraw()
+"""The draw of a request served as it is: one shared instance, so callers test it by identity."""
+
+
 class FaultInjector:
     """Draws the faults of each request from the current rates, and counts them."""
 
@@ -98,4 +102,4 @@ class FaultInjector:
         if roll < rates.garbage_rate:
             self.counts["garbage"] += 1
             return FaultDraw(delay, answer=self._rng.choice(GARBAGE))
-        return FaultDraw(delay)
+        return FaultDraw(delay) if delay else NO_FAULT

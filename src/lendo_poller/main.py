@@ -41,7 +41,7 @@ async def serve(settings: PollerSettings) -> None:
         socket_timeout=settings.read_block + settings.redis_timeout,
     )
     metrics = PollerMetrics()
-    bank = BankClient.from_settings(settings, trace_configs=[metrics.bank_trace])
+    bank = BankClient.from_settings(settings, on_request=metrics.bank_request_timed)
     poller = Poller(settings, redis, bank)
     metrics.watch(poller, bank)
     loop = asyncio.get_running_loop()

@@ -1,17 +1,14 @@
 """The poller's Prometheus metrics: actors, bank requests and what became of the entries.
 
 Counts the poller and the bank client already keep (``stats``) are read at
-each scrape; the bank's latency is timed by an aiohttp trace on the bank
-client's session, so the client itself times nothing. Every metric is
-described in docs/operations.md.
+each scrape; the bank client reports each request's duration to
+:meth:`PollerMetrics.bank_request_timed`. Every metric is described in
+docs/operations.md.
 """
 
-import time
 from collections.abc import Iterator
 from dataclasses import asdict
-from types import SimpleNamespace
 
-import aiohttp
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
@@ -20,15 +17,12 @@ from lendo_poller.bank import BankClient
 from lendo_poller.poller import Poller
 from lendo_streams.metrics import Snapshot
 
-_STARTED = "lendo_started"
-"""Attribute of aiohttp's per-request trace context holding the request's start time."""
-
 
 class PollerMetrics:
     """The instruments of one poller process, on a registry of its own.
 
-    Create it first, give :attr:`bank_trace` to the bank client, then
-    :meth:`watch` the poller and the client once they exist.
+    Create it first, give :meth:`bank_request_timed` to the bank client as its
+    ``on_request``, then :meth:`watch` the poller and the client once they exist.
     """
 
     def __init__(self) -> None:
@@ -48,10 +42,8 @@ class PollerMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
-        self.bank_trace = aiohttp.TraceConfig()
-        self.bank_trace.on_request_start.append(self._request_started)
-        self.bank_trace.on_request_end.append(self._request_ended)
-        self.bank_trace.on_request_exception.append(self._request_ended)
+        # One child per method, looked up once: labels() takes a lock and builds a key.
+        self._bank_durations: dict[str, Histogram] = {}
 
     def watch(self, poller: Poller, bank: BankClient) -> None:
         """Expose the poller's and the bank client's own counts."""
@@ -114,19 +106,9 @@ class PollerMetrics:
 
         self.registry.register(Snapshot(read))
 
-    async def _request_started(
-        self,
-        _session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        _params: aiohttp.TraceRequestStartParams,
-    ) -> None:
-        setattr(context, _STARTED, time.perf_counter())
-
-    async def _request_ended(
-        self,
-        _session: aiohttp.ClientSession,
-        context: SimpleNamespace,
-        params: aiohttp.TraceRequestEndParams | aiohttp.TraceRequestExceptionParams,
-    ) -> None:
-        elapsed = time.perf_counter() - getattr(context, _STARTED)
-        self._bank_duration.labels(params.method).observe(elapsed)
+    def bank_request_timed(self, method: str, seconds: float) -> None:
+        """Record one bank request: its HTTP method and the seconds to its answer or failure."""
+        histogram = self._bank_durations.get(method)
+        if histogram is None:
+            histogram = self._bank_durations[method] = self._bank_duration.labels(method)
+        histogram.observe(seconds)
