@@ -6,7 +6,7 @@ import sqlite3
 import uuid
 from collections.abc import Mapping
 from contextlib import closing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from lendo_api.keys import APPLICATIONS, STORE
+from lendo_api.rendering import timestamp_text
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
 from lendo_streams import StreamNames
@@ -84,6 +85,15 @@ async def test_create_returns_the_pending_application_and_where_to_find_it(
     fetched = await client.get(response.headers["Location"])
     assert fetched.status == 200
     assert await fetched.json() == body
+
+
+def test_timestamps_are_written_in_utc_always_with_microseconds() -> None:
+    # Fixed width: the store compares them as text, and a page shows them verbatim.
+    whole_second = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+    stockholm = datetime(2025, 3, 14, 10, 26, 53, 7, tzinfo=timezone(timedelta(hours=1)))
+
+    assert timestamp_text(whole_second) == "2025-03-14T09:26:53.000000Z"
+    assert timestamp_text(stockholm) == "2025-03-14T09:26:53.000007Z"
 
 
 async def test_every_create_gets_its_own_id(client: Client) -> None:

@@ -16,7 +16,6 @@ from aiohttp import web
 
 from lendo_api.store import StoredApplication
 
-_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
 _JSON = "application/json"
 
 
@@ -24,20 +23,26 @@ def timestamp_text(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, always the same width: as the store keeps it.
 
     A page's timestamps come verbatim from the store, so one application
-    reads the same in a page and on its own.
+    reads the same in a page and on its own. ``isoformat`` with a fixed
+    ``timespec`` writes what ``strftime("%Y-%m-%dT%H:%M:%S.%fZ")`` would, at
+    a fraction of its cost (the offset ``+00:00`` becomes ``Z``).
     """
-    return moment.astimezone(UTC).strftime(_TIMESTAMP)
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def application_fields(application: StoredApplication) -> dict[str, object]:
     """The fields of :class:`~lendo_api.models.Application`, and nothing the store keeps besides."""
+    created_at = timestamp_text(application.created_at)
     return {
         "id": str(application.id),
         "first_name": application.first_name,
         "last_name": application.last_name,
         "status": application.status,
-        "created_at": timestamp_text(application.created_at),
-        "updated_at": timestamp_text(application.updated_at),
+        "created_at": created_at,
+        # A new application's two timestamps are one moment: written once.
+        "updated_at": created_at
+        if application.updated_at == application.created_at
+        else timestamp_text(application.updated_at),
     }
 
 

@@ -38,15 +38,14 @@ from lendo_streams.metrics import metrics_handler
 M = TypeVar("M", bound=BaseModel)
 
 APPLICATION_ROUTE = "application"
+APPLICATION_PATH = "/api/applications/{id}"
 
 
 def setup_routes(app: web.Application) -> None:
     # No implicit HEAD: every method served is one the OpenAPI document describes.
     app.router.add_post("/api/applications", create_application)
     app.router.add_get("/api/applications", list_applications, allow_head=False)
-    app.router.add_get(
-        "/api/applications/{id}", get_application, name=APPLICATION_ROUTE, allow_head=False
-    )
+    app.router.add_get(APPLICATION_PATH, get_application, name=APPLICATION_ROUTE, allow_head=False)
     app.router.add_get("/healthz", health, allow_head=False)
     app.router.add_get("/readyz", readiness, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
@@ -64,11 +63,12 @@ async def create_application(request: web.Request) -> web.Response:
         client=request[CLIENT],
     )
     application = creation.application
-    location = request.app.router[APPLICATION_ROUTE].url_for(id=str(application.id))
+    # A UUID needs no quoting: plain formatting, not the router's url_for (~4 µs).
+    location = APPLICATION_PATH.format(id=application.id)
     return json_response(
         application_fields(application),
         status=201 if creation.created else 200,
-        headers={"Location": str(location)},
+        headers={"Location": location},
     )
 
 

@@ -5,14 +5,15 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from uuid import UUID
 
 import aiosqlite
+import orjson
 
+from lendo_api.rendering import timestamp_text
 from lendo_api.store import (
     IdempotencyKey,
     JsonPage,
@@ -55,8 +56,8 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
 """
 
-# Fixed width, so that SQL compares timestamps correctly as text.
-_TIMESTAMP = "%Y-%m-%dT%H:%M:%S.%fZ"
+# Timestamps are stored as lendo_api.rendering.timestamp_text writes them: fixed
+# width, so that SQL compares them correctly as text.
 
 # The public fields of an application (lendo_api.models.Application) as one JSON object.
 _APPLICATION_JSON = (
@@ -153,7 +154,7 @@ class SqliteStore:
     ) -> StoredApplication:
         application = _new_application(id, first_name, last_name, request_id)
         [seq] = await self._creates.submit([application])
-        return replace(application, seq=seq)
+        return _with_seq(application, seq)
 
     async def create_once(
         self,
@@ -166,7 +167,7 @@ class SqliteStore:
         keep_for: timedelta,
     ) -> KeyedCreation:
         application = _new_application(id, first_name, last_name, request_id)
-        now = _text(application.created_at)
+        now = timestamp_text(application.created_at)
 
         async def create_or_find() -> KeyedCreation:
             async with self._transaction():
@@ -187,7 +188,7 @@ class SqliteStore:
                         key.body_hash,
                         str(id),
                         now,
-                        _text(application.created_at - keep_for),
+                        timestamp_text(application.created_at - keep_for),
                     ),
                 )
                 [claim] = await self._db.execute_fetchall(
@@ -197,7 +198,7 @@ class SqliteStore:
                 )
                 if claim["application_id"] == str(id):
                     seq = await self._insert(application)
-                    return KeyedCreation(replace(application, seq=seq), True, key.body_hash)
+                    return KeyedCreation(_with_seq(application, seq), True, key.body_hash)
                 [row] = await self._db.execute_fetchall(
                     "SELECT * FROM applications WHERE id = ?", (claim["application_id"],)
                 )
@@ -209,7 +210,7 @@ class SqliteStore:
         async def purge() -> int:
             cursor = await self._db.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?",
-                (_text(_now() - older_than),),
+                (timestamp_text(_now() - older_than),),
             )
             return cursor.rowcount
 
@@ -238,7 +239,7 @@ class SqliteStore:
     ) -> JsonPage:
         # SQLite writes each row's JSON: a page of 100 costs ~0.25 ms instead of
         # ~1.4 ms building rows, dataclasses, UUIDs and datetimes to serialise them.
-        # The stored timestamps are already RFC 3339 text (_TIMESTAMP).
+        # The stored timestamps are already RFC 3339 text (timestamp_text).
         rows = self._quick_read(
             *_page_query(f"seq, {_APPLICATION_JSON}", status=status, limit=limit, after=after)
         )
@@ -248,7 +249,7 @@ class SqliteStore:
     async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:
         if not changes:
             return UpdateOutcome(applied=0, unchanged=0, unknown=0)
-        now = _text(_now())
+        now = timestamp_text(_now())
 
         async def apply() -> UpdateOutcome:
             async with self._transaction():
@@ -279,7 +280,7 @@ class SqliteStore:
             "SELECT * FROM applications INDEXED BY applications_to_publish"
             " WHERE status = 'pending' AND (published_at IS NULL OR published_at < ?)"
             " ORDER BY published_at, seq LIMIT ?",
-            (_text(_now() - older_than), limit),
+            (timestamp_text(_now() - older_than), limit),
         )
         return [_application(row) for row in rows]
 
@@ -294,7 +295,7 @@ class SqliteStore:
             await self._db.execute(
                 "UPDATE applications SET published_at = ?"
                 " WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'pending'",
-                (_text(_now()), json.dumps([str(id) for id in ids])),
+                (timestamp_text(_now()), json.dumps([str(id) for id in ids])),
             )
 
         await self._write(mark)
@@ -318,7 +319,7 @@ class SqliteStore:
 
         async def insert_all() -> list[int | Exception]:
             rows = await self._db.execute_fetchall(
-                _INSERT_MANY, (json.dumps([_row(app) for app in applications]),)
+                _INSERT_MANY, (orjson.dumps([_row(app) for app in applications]).decode(),)
             )
             seqs = {row["id"]: row["seq"] for row in rows}
             return [seqs[str(app.id)] for app in applications]
@@ -399,24 +400,36 @@ def _new_application(
     )
 
 
+def _with_seq(application: StoredApplication, seq: int) -> StoredApplication:
+    """``application`` once inserted; built directly, ~4x cheaper than ``dataclasses.replace``."""
+    return StoredApplication(
+        seq,
+        application.id,
+        application.first_name,
+        application.last_name,
+        application.status,
+        application.request_id,
+        application.created_at,
+        application.updated_at,
+        application.published_at,
+    )
+
+
 def _row(application: StoredApplication) -> tuple[str, str, str, str | None, str, str]:
-    """The parameters of :data:`_INSERT` for a new application."""
+    """The parameters of :data:`_INSERT` for a new application (created when last updated)."""
+    now = timestamp_text(application.created_at)
     return (
         str(application.id),
         application.first_name,
         application.last_name,
         application.request_id,
-        _text(application.created_at),
-        _text(application.updated_at),
+        now,
+        now,
     )
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime(_TIMESTAMP)
 
 
 def _moment(text: str) -> datetime:
