@@ -7,18 +7,25 @@ its health and metrics server is the one ``lendo-poller`` serves.
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as openmetrics_families,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from lendo_api.app import create_app
+from lendo_api.metrics import ApiMetrics
 from lendo_api.settings import ApiSettings
 from lendo_banksim.testing import RunningBankSim
 from lendo_local.redis_server import free_port
@@ -280,3 +287,67 @@ async def test_unmatched_paths_share_one_route_label(make_api: MakeApi) -> None:
         )
         == 3
     )
+
+
+def http_families(exposition: str, parse: Callable[[str], Iterable[Metric]]) -> list[Any]:
+    """The HTTP request families of an exposition, ``_created`` times masked."""
+    return [
+        (
+            family.name,
+            family.documentation,
+            family.type,
+            [
+                (s.name, s.labels, 0.0 if s.name.endswith("_created") else s.value)
+                for s in family.samples
+            ],
+        )
+        for family in parse(exposition)
+        if family.name.startswith("lendo_api_http_request")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("encode", "parse"),
+    [
+        (generate_latest, text_string_to_metric_families),
+        (generate_openmetrics, openmetrics_families),
+    ],
+)
+def test_http_traffic_is_exposed_as_prometheus_clients_counter_and_histogram_would(
+    encode: Callable[[CollectorRegistry], bytes], parse: Callable[[str], Iterable[Metric]]
+) -> None:
+    # The API keeps these as plain numbers; dashboards and alerts written against the
+    # instruments it had (docs/operations.md) must read the same names, labels and buckets.
+    ours = ApiMetrics()
+    reference = CollectorRegistry()
+    requests = Counter(
+        "lendo_api_http_requests",
+        "HTTP requests answered, by route template, method and status code.",
+        ["route", "method", "status"],
+        registry=reference,
+    )
+    durations = Histogram(
+        "lendo_api_http_request_duration_seconds",
+        "Time to answer an HTTP request, by route template and method.",
+        ["route", "method"],
+        registry=reference,
+    )
+    observed = [
+        ("/api/applications", "POST", 201, 0.0049),
+        ("/api/applications", "POST", 201, 0.005),  # on a bound: counted in that bucket
+        ("/api/applications", "POST", 422, 0.0051),
+        ("/api/applications/{id}", "GET", 200, 0.3),
+        ("/api/applications/{id}", "GET", 404, 10.0),
+        ("unmatched", "GET", 404, 12.5),
+        ("/api/applications", "POST", 201, 0.07),
+    ]
+    for route, method, status, seconds in observed:
+        ours.http.observe(route, method, status, seconds)
+        requests.labels(route, method, str(status)).inc()
+        durations.labels(route, method).observe(seconds)
+
+    expected = http_families(encode(reference).decode(), parse)
+    assert {"lendo_api_http_requests", "lendo_api_http_request_duration_seconds"} <= {
+        name for name, *_ in expected
+    }
+    assert http_families(encode(ours.registry).decode(), parse) == expected
