@@ -1,6 +1,7 @@
 """The SQLite store: durable, idempotent schema, monotonic updates, outbox order."""
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lendo_api.sqlite_store import SqliteStore
-from lendo_api.store import StatusChange, UpdateOutcome
+from lendo_api.store import IdempotencyKey, StatusChange, UpdateOutcome
 
 
 @pytest.fixture
@@ -67,6 +68,31 @@ async def test_a_batch_of_updates_only_ever_moves_pending_to_final(store: Sqlite
     assert outcome == UpdateOutcome(applied=1, unchanged=2, unknown=1)
     assert await status(store, pending) == "completed"
     assert await status(store, already_final) == "rejected"
+
+
+async def test_a_read_after_a_write_sees_it(store: SqliteStore) -> None:
+    async def pending() -> list[str]:
+        page = await store.list_page_json(status="pending", limit=10, after=None)
+        return [json.loads(item)["id"] for item in page.items]
+
+    first = await new(store)
+    assert await pending() == [str(first)]
+    second = await new(store)
+    assert await pending() == [str(first), str(second)]
+    await store.apply_updates([StatusChange(first, "completed")])
+    assert await pending() == [str(second)]
+    completed = await store.get_json(first)
+    assert completed is not None
+    assert json.loads(completed)["status"] == "completed"
+    replayed = await store.create_once(
+        key=IdempotencyKey("client", "key-1", "hash"),
+        id=uuid.uuid4(),
+        first_name="A",
+        last_name="B",
+        request_id=None,
+        keep_for=timedelta(hours=1),
+    )
+    assert await store.get_json(replayed.application.id) is not None
 
 
 async def test_concurrent_writers_each_commit_whole(store: SqliteStore) -> None:
