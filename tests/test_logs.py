@@ -31,10 +31,36 @@ logging.getLogger("aiohttp.access").info("GET / 200")
 """
 
 
-def logged(level: str) -> list[dict[str, Any]]:
+ON_A_LOOP = """
+import asyncio, logging, os, sys
+from lendo_streams.logs import configure_logging, get_logger
+
+configure_logging("INFO")
+log = get_logger()
+
+async def main():
+    log.info("first")
+    log.info("second")
+    log.warning("third")
+    log.info("fourth")
+    logging.getLogger("aiohttp.server").error("fifth")
+    log.info("sixth")
+    await asyncio.sleep(0)
+    log.info("seventh")
+    if sys.argv[1] == "kill":
+        await asyncio.sleep(0)
+        os._exit(137)
+    log.info("eighth")
+
+asyncio.run(main())
+"""
+
+
+def logged(level: str, script: str = SCRIPT) -> list[dict[str, Any]]:
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, level], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, level], capture_output=True, text=True, check=False
     )
+    assert result.returncode in (0, 137), result.stderr
     assert result.stdout == ""
     return [json.loads(line) for line in result.stderr.splitlines()]
 
@@ -67,3 +93,27 @@ def test_every_line_is_json_with_event_level_timestamp_and_the_bound_request_id(
 )
 def test_lines_below_the_level_are_left_out(level: str, events: int) -> None:
     assert len(logged(level)) == events
+
+
+def test_on_an_event_loop_every_line_comes_out_in_the_order_logged() -> None:
+    # Info lines wait for the end of the loop's turn; anything more severe is written
+    # at once, after them; whatever waits when the process exits is written too.
+    lines = logged("exit", ON_A_LOOP)
+
+    assert [line["event"] for line in lines] == [
+        "first",
+        "second",
+        "third",
+        "fourth",
+        "fifth",
+        "sixth",
+        "seventh",
+        "eighth",
+    ]
+
+
+def test_a_process_killed_on_a_loop_loses_at_most_the_info_lines_of_that_turn() -> None:
+    lines = logged("kill", ON_A_LOOP)
+
+    # "seventh" was logged a turn before the kill: it is out.
+    assert [line["event"] for line in lines][-1] == "seventh"

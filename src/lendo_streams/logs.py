@@ -9,11 +9,21 @@ through stdlib ``logging`` records and a formatter, as before, cost ~51 µs a
 line, a tenth of a create's time on the event loop. Other libraries' stdlib
 records (aiohttp's, asyncio's) still go through ``logging`` and come out as
 the same JSON lines.
+
+On an event loop, lines at ``INFO`` and below are written once per loop
+turn, together (:class:`LineWriter`): under creates, logging went from ~2.6%
+of the loop's samples (a write and a flush per line ~1.6%) to ~1.7%. A
+``kill -9`` can therefore lose the info lines of the turn it interrupts, no
+more; warnings and errors are written at once, after whatever lines wait, so
+lines always come out in the order logged.
 """
 
+import asyncio
+import atexit
 import logging
 import sys
-from typing import Annotated, Literal
+import threading
+from typing import Annotated, BinaryIO, Literal, TextIO
 
 import orjson
 import structlog
@@ -30,6 +40,69 @@ LogLevel = Annotated[
 """A logging level setting, accepted in any case (``LENDO_LOG_LEVEL=debug``)."""
 
 
+class LineWriter:
+    """A structlog logger writing rendered lines (bytes) to a binary file.
+
+    Called on a running event loop, lines at ``INFO`` and below wait in a
+    buffer, written and flushed in one go by a callback at the loop's next
+    turn; called anywhere else, or at ``WARNING`` and above, a line is
+    written at once, after the buffer. :meth:`flush` runs at interpreter exit.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._lines: list[bytes] = []
+        self._flush_on: asyncio.AbstractEventLoop | None = None
+        """The loop a flush is scheduled on, if any."""
+        self._lock = threading.Lock()
+
+    def batched(self, message: bytes) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.at_once(message)
+            return
+        with self._lock:
+            self._lines.append(message)
+            if self._flush_on is loop:
+                return
+            if self._flush_on is not None:
+                self._write()  # its flush waits on another loop, which may never run it
+            self._flush_on = loop
+        loop.call_soon(self.flush)
+
+    def at_once(self, message: bytes) -> None:
+        with self._lock:
+            self._lines.append(message)
+            self._write()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        self._flush_on = None
+        if self._lines:
+            lines, self._lines = self._lines, []
+            self._file.write(b"\n".join(lines) + b"\n")
+            self._file.flush()
+
+    msg = log = debug = info = batched
+    warn = warning = fatal = failure = err = error = critical = exception = at_once
+
+
+class _AfterOurLines(logging.StreamHandler[TextIO]):
+    """A handler that writes our waiting lines first, so that lines keep their order."""
+
+    def __init__(self, lines: LineWriter) -> None:
+        super().__init__(sys.stderr)
+        self._lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._lines.flush()
+        super().emit(record)
+
+
 def get_logger() -> structlog.typing.FilteringBoundLogger:
     """The logger for our own events, as :func:`configure_logging` sets structlog up."""
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger()
@@ -44,13 +117,15 @@ def configure_logging(level: LogLevel = "INFO") -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
     ]
+    lines = LineWriter(sys.stderr.buffer)
+    atexit.register(lines.flush)
     structlog.configure(
         processors=[*shared, structlog.processors.JSONRenderer(serializer=orjson.dumps)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.BytesLoggerFactory(sys.stderr.buffer),
+        logger_factory=lambda *_: lines,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _AfterOurLines(lines)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
