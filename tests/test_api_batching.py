@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.sqlite_store import SqliteStore
 from lendo_streams import StreamNames, SubmissionMessage, decode
+from lendo_streams.batching import Batcher
 
 
 @pytest.fixture
@@ -99,3 +100,25 @@ async def test_concurrent_publishes_all_reach_the_stream_and_are_marked(
     assert sorted(published) == sorted(application.id for application in created)
     page = await store.list_page(status=None, limit=100, after=None)
     assert all(item.published_at is not None for item in page.items)
+
+
+async def test_a_submitter_that_gives_up_gets_a_timeout_and_its_items_are_still_flushed() -> None:
+    release = asyncio.Event()
+    flushed: list[str] = []
+
+    async def flush(items: list[str]) -> list[None]:
+        await release.wait()  # a Redis that does not answer, until it does
+        flushed.extend(items)
+        return [None] * len(items)
+
+    batcher: Batcher[str, None] = Batcher(flush)
+    patient = asyncio.create_task(batcher.submit(["first"]))
+
+    with pytest.raises(TimeoutError):
+        await batcher.submit(["second"], give_up_after=0.01)
+    assert not patient.done()
+
+    release.set()
+    await batcher.drain()
+    assert await patient == [None]
+    assert sorted(flushed) == ["first", "second"]

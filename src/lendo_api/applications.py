@@ -1,6 +1,5 @@
 """What the API does with applications, whatever the transport."""
 
-import asyncio
 import hashlib
 import json
 import uuid
@@ -104,8 +103,7 @@ class Applications:
 
     async def _publish(self, application: StoredApplication) -> None:
         try:
-            async with asyncio.timeout(self._publish_timeout):
-                await self._publisher.publish([application])
+            await self._publisher.publish([application], give_up_after=self._publish_timeout)
         except Exception as error:
             # Any failure (Redis down or slow, the published mark not written) is
             # repaired by the reconciler; the committed row is what counts.

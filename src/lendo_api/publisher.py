@@ -27,9 +27,15 @@ class SubmissionPublisher:
         self._store = store
         self._batches: Batcher[StoredApplication, None] = Batcher(self._publish_batch)
 
-    async def publish(self, applications: Sequence[StoredApplication]) -> None:
+    async def publish(
+        self, applications: Sequence[StoredApplication], *, give_up_after: float | None = None
+    ) -> None:
+        """Publish ``applications``; with ``give_up_after``, stop waiting after so many seconds.
+
+        Giving up raises :class:`TimeoutError`; the batch under way still finishes.
+        """
         if applications:
-            await self._batches.submit(applications)
+            await self._batches.submit(applications, give_up_after=give_up_after)
 
     async def _publish_batch(self, applications: list[StoredApplication]) -> list[None]:
         async with self._redis.pipeline(transaction=False) as pipe:

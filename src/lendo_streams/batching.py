@@ -10,7 +10,7 @@ way, the poller its acknowledgements.
 import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -34,13 +34,26 @@ class Batcher(Generic[T, R]):
         self._queued: list[tuple[Sequence[T], asyncio.Future[list[R]]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def submit(self, items: Sequence[T]) -> list[R]:
-        """Flush ``items`` with whatever else is waiting; return their results."""
-        future: asyncio.Future[list[R]] = asyncio.get_running_loop().create_future()
+    async def submit(self, items: Sequence[T], *, give_up_after: float | None = None) -> list[R]:
+        """Flush ``items`` with whatever else is waiting; return their results.
+
+        With ``give_up_after``, raise :class:`TimeoutError` if they are not
+        flushed within that many seconds; they are still flushed, later.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[R]] = loop.create_future()
         self._queued.append((items, future))
         if self._task is None:
             self._task = asyncio.create_task(self._run(), context=contextvars.Context())
-        return await future
+        if give_up_after is None:
+            return await future
+        # A timer on the future itself: ~1 µs, against ~5 µs for asyncio.timeout()
+        # around the await, which was ~5% of a create's samples on the event loop.
+        expiry = loop.call_later(give_up_after, _expire, future)
+        try:
+            return await future
+        finally:
+            expiry.cancel()
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is flushed."""
@@ -85,3 +98,8 @@ class Batcher(Generic[T, R]):
             for _, future in abandoned:
                 future.cancel()
             self._task = None
+
+
+def _expire(future: "asyncio.Future[Any]") -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
