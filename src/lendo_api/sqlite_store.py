@@ -319,12 +319,12 @@ class SqliteStore:
         bad create fails by itself and not the others batched with it.
         """
 
+        new_rows = [_row(app) for app in applications]
+
         async def insert_all() -> list[int | Exception]:
-            rows = await self._db.execute_fetchall(
-                _INSERT_MANY, (orjson.dumps([_row(app) for app in applications]).decode(),)
-            )
+            rows = await self._db.execute_fetchall(_INSERT_MANY, (orjson.dumps(new_rows).decode(),))
             seqs = {row["id"]: row["seq"] for row in rows}
-            return [seqs[str(app.id)] for app in applications]
+            return [seqs[row[0]] for row in new_rows]
 
         try:
             return list(await self._write(insert_all))
