@@ -1,6 +1,7 @@
 """The ``lendo-api`` command: serve the API until SIGTERM or SIGINT."""
 
 import asyncio
+import gc
 import signal
 
 import uvloop
@@ -29,6 +30,12 @@ async def serve(settings: ApiSettings) -> None:
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
+        # Everything built so far (modules, models, the app, its resources) lives as
+        # long as the process: out of the collector's reach, a full collection walks
+        # only what came after. Under creates, full collections had come every second
+        # and held the loop 20-35 ms each, the p99's tail.
+        gc.collect()
+        gc.freeze()
         log.info("api_started", url=site.name)
         await _signalled(signal.SIGTERM, signal.SIGINT)
         log.info("api_stopping")
