@@ -41,13 +41,16 @@ def pending_count(db_path: Path) -> int:
         return int(count)
 
 
-def stored_at(db_path: Path, ids: Sequence[str]) -> dict[str, float]:
-    """When the API stored each final status, as ``time.time()`` timestamps."""
+def stored_at(db_path: Path, ids: Sequence[str] | None = None) -> dict[str, float]:
+    """When the API stored each final status, as ``time.time()`` timestamps.
+
+    For the applications ``ids``, or every final one when ``ids`` is None.
+    """
     with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
         rows = db.execute(
             "SELECT id, updated_at FROM applications WHERE status != 'pending'"
-            " AND id IN (SELECT value FROM json_each(?))",
-            (json.dumps(list(ids)),),
+            " AND (?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))",
+            (None if ids is None else json.dumps(list(ids)),),
         ).fetchall()
     return {id: datetime.fromisoformat(moment).timestamp() for id, moment in rows}
 
