@@ -38,7 +38,6 @@ from lendo_streams.metrics import metrics_handler
 
 M = TypeVar("M", bound=BaseModel)
 
-APPLICATION_ROUTE = "application"
 APPLICATION_PATH = "/api/applications/{id}"
 
 
@@ -46,7 +45,7 @@ def setup_routes(app: web.Application) -> None:
     # No implicit HEAD: every method served is one the OpenAPI document describes.
     app.router.add_post("/api/applications", create_application)
     app.router.add_get("/api/applications", list_applications, allow_head=False)
-    app.router.add_get(APPLICATION_PATH, get_application, name=APPLICATION_ROUTE, allow_head=False)
+    app.router.add_get(APPLICATION_PATH, get_application, allow_head=False)
     app.router.add_get("/healthz", health, allow_head=False)
     app.router.add_get("/readyz", readiness, allow_head=False)
     app.router.add_get("/metrics", metrics, allow_head=False)
