@@ -195,10 +195,11 @@ def _run(pollers: int, rate: float, seconds: float, *, profile: bool) -> tuple[R
             end = _counts(system.db_path)
             elapsed = time.monotonic() - began
             requests = _bank_requests(bank) - requests_before
-            staleness = _staleness(bank, system.db_path, since=began_wall)
             cpu = {
                 name: (cpu_seconds(pid) - cpu_before[name]) / elapsed for name, pid in pids.items()
             }
+            # After the CPU reading: the simulator rendering every decision time is not load.
+            staleness = _staleness(bank, system.db_path, since=began_wall)
             created: Load = load.result()
         summaries = {name.removeprefix("lendo-"): spy.summary() for name, spy in spies}
     run = Run(
