@@ -12,8 +12,8 @@ from redis.asyncio import Redis
 
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.sqlite_store import SqliteStore
+from lendo_runtime.batching import Batcher
 from lendo_streams import StreamNames, SubmissionMessage, decode
-from lendo_streams.batching import Batcher
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ async def test_a_cancelled_create_is_still_committed_and_close_waits_for_it(
 async def test_concurrent_publishes_all_reach_the_stream_and_are_marked(
     store: SqliteStore, redis: Redis, streams: StreamNames
 ) -> None:
-    publisher = SubmissionPublisher(redis, streams.submissions, store)
+    publisher = SubmissionPublisher(redis, streams.applications, store)
     created = [
         await store.create(id=uuid.uuid4(), first_name="A", last_name="B", request_id=None)
         for _ in range(50)
@@ -95,7 +95,7 @@ async def test_concurrent_publishes_all_reach_the_stream_and_are_marked(
 
     await asyncio.gather(*(publisher.publish([application]) for application in created))
 
-    entries: Any = await redis.xrange(streams.submissions)
+    entries: Any = await redis.xrange(streams.applications)
     published = [decode(SubmissionMessage, fields).id for _, fields in entries]
     assert sorted(published) == sorted(application.id for application in created)
     page = await store.list_page(status=None, limit=100, after=None)

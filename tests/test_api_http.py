@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
-from lendo_api.keys import APPLICATIONS, STORE
+from lendo_api.app_keys import APPLICATIONS, STORE
 from lendo_api.rendering import timestamp_text
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
@@ -242,7 +242,7 @@ async def test_invalid_names_are_rejected_naming_each_field_and_change_nothing(
         assert field in problem_body["detail"]
     assert "Location" not in response.headers
     assert stored_rows(settings) == []
-    assert await redis.xlen(streams.submissions) == 0
+    assert await redis.xlen(streams.applications) == 0
 
 
 @pytest.mark.parametrize("raw", [b"", b"{", b"not json", b'{"first_name": "Ada",}', b"\xff\xfe"])

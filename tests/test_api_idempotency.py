@@ -14,7 +14,7 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from lendo_api.app import create_app
-from lendo_api.keys import RECONCILER, STORE
+from lendo_api.app_keys import RECONCILER, STORE
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
 from lendo_streams import StreamNames
@@ -52,7 +52,7 @@ async def test_a_replay_returns_the_original_application_and_creates_nothing(
     assert replay == (200, first[1], first[2])
     assert first[2] == f"/api/applications/{first[1]['id']}"
     assert count(settings, "applications") == 1
-    assert await redis.xlen(streams.submissions) == 1
+    assert await redis.xlen(streams.applications) == 1
 
 
 async def test_a_replay_matches_on_the_normalised_body(
@@ -116,7 +116,7 @@ async def test_twenty_concurrent_requests_with_one_key_create_exactly_one(
     assert len({body["id"] for _, body, _ in results}) == 1
     assert len({location for _, _, location in results}) == 1
     assert count(settings, "applications") == 1
-    assert await redis.xlen(streams.submissions) == 1
+    assert await redis.xlen(streams.applications) == 1
 
 
 async def test_two_api_processes_on_one_database_create_exactly_one(

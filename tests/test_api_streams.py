@@ -14,7 +14,7 @@ from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
 
 from lendo_api.app import create_app
-from lendo_api.keys import RECONCILER, STORE
+from lendo_api.app_keys import RECONCILER, STORE
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
 from lendo_api.settings import ApiSettings
@@ -148,7 +148,7 @@ async def test_a_created_application_is_handed_to_the_pollers(
 ) -> None:
     created = await create(client, **{"X-Request-ID": "req-7"})
 
-    assert await submissions(redis, streams.submissions) == [
+    assert await submissions(redis, streams.applications) == [
         SubmissionMessage(
             id=uuid.UUID(created["id"]), first_name="Åsa", last_name="Öberg", request_id="req-7"
         )
@@ -161,7 +161,7 @@ async def test_a_published_application_is_not_published_again_by_the_sweep(
     await create(client)
 
     assert await client.app[RECONCILER].sweep() == 0
-    assert await redis.xlen(streams.submissions) == 1
+    assert await redis.xlen(streams.applications) == 1
 
 
 # --- updates ---
@@ -285,7 +285,7 @@ async def test_without_redis_creates_succeed_and_everything_catches_up_once_it_i
         assert await client.app[RECONCILER].sweep() == 0
         revived = Redis.from_url(server.url)
         try:
-            published = await submissions(revived, streams.submissions)
+            published = await submissions(revived, streams.applications)
             await send_update(revived, streams, created["id"], "completed")
 
             await eventually(has_status(client, created["id"], "completed"))
@@ -311,7 +311,7 @@ async def test_the_sweep_publishes_a_bounded_batch_oldest_first(
     ]
     reconciler = Reconciler(
         store,
-        SubmissionPublisher(redis, streams.submissions, store),
+        SubmissionPublisher(redis, streams.applications, store),
         interval=3600,
         republish_after=3600,
         batch=2,
@@ -319,7 +319,7 @@ async def test_the_sweep_publishes_a_bounded_batch_oldest_first(
     )
 
     assert [await reconciler.sweep() for _ in range(4)] == [2, 2, 1, 0]
-    assert [message.id for message in await submissions(redis, streams.submissions)] == ids
+    assert [message.id for message in await submissions(redis, streams.applications)] == ids
 
 
 async def test_the_sweep_republishes_pending_applications_that_went_quiet_but_never_final_ones(
@@ -330,7 +330,7 @@ async def test_the_sweep_republishes_pending_applications_that_went_quiet_but_ne
     await store.apply_updates([StatusChange(uuid.UUID(decided["id"]), "completed")])
     reconciler = Reconciler(
         store,
-        SubmissionPublisher(redis, streams.submissions, store),
+        SubmissionPublisher(redis, streams.applications, store),
         interval=3600,
         republish_after=1e-6,
         batch=100,
@@ -339,5 +339,5 @@ async def test_the_sweep_republishes_pending_applications_that_went_quiet_but_ne
 
     assert await reconciler.sweep() == 1
 
-    published = [message.id for message in await submissions(redis, streams.submissions)]
+    published = [message.id for message in await submissions(redis, streams.applications)]
     assert published == [uuid.UUID(quiet["id"]), uuid.UUID(decided["id"]), uuid.UUID(quiet["id"])]

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from lendo_poller.collector import FrozenActors, resident_bytes
+from lendo_poller.frozen_actors import FrozenActors, resident_bytes
 
 MIB = 1024 * 1024
 

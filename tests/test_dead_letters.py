@@ -28,7 +28,7 @@ async def _dead_submission(redis: Redis, streams: StreamNames) -> SubmissionMess
         **encode(message),
         b"reason": b"delivered 11 times",
         b"entry_id": b"1-0",
-        b"source_stream": streams.submissions.encode(),
+        b"source_stream": streams.applications.encode(),
     }
     await redis.xadd(streams.dead_letters, fields)
     return message
@@ -49,13 +49,13 @@ async def test_replay_puts_entries_back_on_their_streams_and_removes_them(
     )
     listed = await dead_letters(redis, streams)
     assert [(letter.source_stream, letter.source_id) for letter in listed] == [
-        (streams.submissions, "1-0"),
+        (streams.applications, "1-0"),
         (streams.updates, "2-0"),
     ]
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
 
     assert await replay(redis, streams, [listed[0].id]) == 1
-    [entry] = await read_group(redis, streams.submissions, POLLER_GROUP, "p", count=10)
+    [entry] = await read_group(redis, streams.applications, POLLER_GROUP, "p", count=10)
     assert decode(SubmissionMessage, entry.fields) == submission
     assert set(entry.fields) == {b"data"}
     assert [letter.id for letter in await dead_letters(redis, streams)] == [listed[1].id]
@@ -87,5 +87,5 @@ async def test_the_command_lists_without_names_and_replays_all(
     assert "Lovelace" not in line
     assert "Lovelace" in command("list", "--data")
     assert command("replay", "--all") == "replayed 1\n"
-    assert await redis.xlen(streams.submissions) == 1
+    assert await redis.xlen(streams.applications) == 1
     assert command("list") == ""

@@ -14,7 +14,7 @@ import pytest
 SCRIPT = """
 import logging, sys
 import structlog
-from lendo_streams.logs import configure_logging
+from lendo_runtime.logs import configure_logging
 
 configure_logging(sys.argv[1])
 log = structlog.stdlib.get_logger(__name__)
@@ -33,7 +33,7 @@ logging.getLogger("aiohttp.access").info("GET / 200")
 
 ON_A_LOOP = """
 import asyncio, logging, os, sys
-from lendo_streams.logs import configure_logging, get_logger
+from lendo_runtime.logs import configure_logging, get_logger
 
 configure_logging("INFO")
 log = get_logger()

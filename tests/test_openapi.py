@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from lendo_api.app import create_app
 from lendo_api.models import ApplicationPath, ApplicationQuery, CreateHeaders, FieldError
-from lendo_api.openapi import COMPONENTS, REF_TEMPLATE, openapi30
+from lendo_api.openapi.document import COMPONENTS, REF_TEMPLATE, openapi30
 from lendo_api.settings import ApiSettings
 
 Client = TestClient[web.Request, web.Application]

@@ -45,11 +45,11 @@ async def unreachable_redis() -> AsyncIterator[Redis]:
 
 async def taken(redis: Redis, streams: StreamNames, count: int) -> list[bytes]:
     """Ids of ``count`` new submission entries, delivered to a poller and pending."""
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
     for _ in range(count):
         message = SubmissionMessage(id=uuid.uuid4(), first_name="A", last_name="B")
-        await redis.xadd(streams.submissions, encode(message))
-    read: Any = await redis.xreadgroup(POLLER_GROUP, "poller-1", {streams.submissions: ">"})
+        await redis.xadd(streams.applications, encode(message))
+    read: Any = await redis.xreadgroup(POLLER_GROUP, "poller-1", {streams.applications: ">"})
     [(_, entries)] = read
     return [entry_id for entry_id, _ in entries]
 
@@ -71,7 +71,7 @@ async def published(redis: Redis, streams: StreamNames) -> list[UpdateMessage]:
 
 
 async def pending(redis: Redis, streams: StreamNames) -> set[bytes]:
-    rows: Any = await redis.xpending_range(streams.submissions, POLLER_GROUP, "-", "+", 10_000)
+    rows: Any = await redis.xpending_range(streams.applications, POLLER_GROUP, "-", "+", 10_000)
     return {row["message_id"] for row in rows}
 
 

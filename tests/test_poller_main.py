@@ -54,10 +54,10 @@ async def test_sigterm_exits_0_and_leaves_unfinished_entries_pending(
     redis: Redis, redis_url: str, stream_prefix: str, streams: StreamNames
 ) -> None:
     async with running_bank_sim(SimConfig(min_delay=60, max_delay=60)) as sim:
-        await ensure_group(redis, streams.submissions, POLLER_GROUP)
+        await ensure_group(redis, streams.applications, POLLER_GROUP)
         for _ in range(10):
             message = SubmissionMessage(id=uuid.uuid4(), first_name=NAME, last_name=NAME)
-            await redis.xadd(streams.submissions, encode(message))
+            await redis.xadd(streams.applications, encode(message))
         env = poller_env(
             redis_url=redis_url,
             stream_prefix=stream_prefix,
@@ -81,7 +81,7 @@ async def test_sigterm_exits_0_and_leaves_unfinished_entries_pending(
             _, stderr = await process.communicate()
 
     assert process.returncode == 0
-    rows: Any = await redis.xpending_range(streams.submissions, POLLER_GROUP, "-", "+", 100)
+    rows: Any = await redis.xpending_range(streams.applications, POLLER_GROUP, "-", "+", 100)
     assert [row["consumer"] for row in rows] == [b"poller-main"] * 10
     assert await redis.xlen(streams.updates) == 0
     logs = [json.loads(line) for line in stderr.decode().splitlines()]

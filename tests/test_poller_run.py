@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from lendo_banksim.config import SimConfig
 from lendo_banksim.testing import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis
-from lendo_poller.acks import ENTRY_ID_FIELD, REASON_FIELD
 from lendo_poller.bank import BankClient
 from lendo_poller.poller import Poller
 from lendo_poller.settings import PollerSettings
@@ -28,6 +27,7 @@ from lendo_streams import (
     encode,
     ensure_group,
 )
+from lendo_streams.dead_letters import REASON_FIELD, SOURCE_ID_FIELD
 
 DEADLINE = 10.0
 """Longest any poller run may take in these tests; each needs well under a second."""
@@ -88,7 +88,7 @@ async def make_poller(
 
 
 async def submit(redis: Redis, streams: StreamNames, count: int) -> list[SubmissionMessage]:
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
     messages = [
         SubmissionMessage(
             id=uuid.uuid4(), first_name="Åsa", last_name="Ñúñez", request_id=f"req-{n}"
@@ -96,7 +96,7 @@ async def submit(redis: Redis, streams: StreamNames, count: int) -> list[Submiss
         for n in range(count)
     ]
     for message in messages:
-        await redis.xadd(streams.submissions, encode(message))
+        await redis.xadd(streams.applications, encode(message))
     return messages
 
 
@@ -116,7 +116,7 @@ async def updates(redis: Redis, streams: StreamNames) -> list[UpdateMessage]:
 
 async def pending(redis: Redis, streams: StreamNames) -> dict[bytes, bytes]:
     """Entry id → consumer, for every unacknowledged submission entry."""
-    rows: Any = await redis.xpending_range(streams.submissions, POLLER_GROUP, "-", "+", 10_000)
+    rows: Any = await redis.xpending_range(streams.applications, POLLER_GROUP, "-", "+", 10_000)
     return {row["message_id"]: row["consumer"] for row in rows}
 
 
@@ -249,14 +249,14 @@ async def test_malformed_entries_go_to_the_dead_letters(
     redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
 ) -> None:
     sent = await submit(redis, streams, 2)
-    not_json = await add(redis, streams.submissions, {b"data": b"{not json"})
-    no_data = await add(redis, streams.submissions, {b"payload": b"?"})
+    not_json = await add(redis, streams.applications, {b"data": b"{not json"})
+    no_data = await add(redis, streams.applications, {b"payload": b"?"})
     poller, _ = make_poller(bank_sim)
 
     await drain(poller)
 
     dead = {
-        fields[ENTRY_ID_FIELD]: fields for _, fields in await entries(redis, streams.dead_letters)
+        fields[SOURCE_ID_FIELD]: fields for _, fields in await entries(redis, streams.dead_letters)
     }
     assert dead.keys() == {not_json, no_data}
     assert dead[not_json][b"data"] == b"{not json"
@@ -272,9 +272,9 @@ async def test_an_entry_delivered_too_often_goes_to_the_dead_letters(
 ) -> None:
     [message] = await submit(redis, streams, 1)
     # A consumer that crashes on this entry, again and again.
-    await redis.xreadgroup(POLLER_GROUP, "crashing", {streams.submissions: ">"})
+    await redis.xreadgroup(POLLER_GROUP, "crashing", {streams.applications: ">"})
     for _ in range(2):
-        await redis.xreadgroup(POLLER_GROUP, "crashing", {streams.submissions: "0"})
+        await redis.xreadgroup(POLLER_GROUP, "crashing", {streams.applications: "0"})
     await asyncio.sleep(0.05)
     poller, _ = make_poller(bank_sim, max_deliveries=3, claim_idle=0.04, claim_interval=0.02)
 
@@ -292,7 +292,7 @@ async def test_a_duplicate_of_an_application_in_flight_gets_no_second_actor(
     redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
 ) -> None:
     sent = await submit(redis, streams, 1)
-    await redis.xadd(streams.submissions, encode(sent[0]))
+    await redis.xadd(streams.applications, encode(sent[0]))
     poller, _ = make_poller(bank_sim)
 
     await drain(poller)
@@ -373,7 +373,7 @@ async def test_the_poller_rides_out_a_redis_restart(
                 SubmissionMessage(id=uuid.uuid4(), first_name="A", last_name="B") for _ in range(5)
             ]
             for message in after_restart:
-                await redis.xadd(streams.submissions, encode(message))
+                await redis.xadd(streams.applications, encode(message))
 
             await eventually(lambda: poller.stats.finished == 10)
             assert_decided_as_the_bank_did(after_restart, await updates(redis, streams), bank_sim)
@@ -391,11 +391,11 @@ async def test_stop_is_prompt_with_thousands_of_actors_queued_for_the_bank(
     redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
 ) -> None:
     bank_sim.state.set_faults({"slow_rate": 1.0, "slow_delay": 0.3})
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
     async with redis.pipeline(transaction=False) as pipe:
         for _ in range(10_000):
             message = SubmissionMessage(id=uuid.uuid4(), first_name="A", last_name="B")
-            pipe.xadd(streams.submissions, encode(message))
+            pipe.xadd(streams.applications, encode(message))
         await pipe.execute()
     grace = 3.0
     poller, _ = make_poller(
@@ -409,5 +409,5 @@ async def test_stop_is_prompt_with_thousands_of_actors_queued_for_the_bank(
         await running
 
     assert poller.in_flight == 0  # every actor was cancelled within the grace period
-    summary: Any = await redis.xpending(streams.submissions, POLLER_GROUP)
+    summary: Any = await redis.xpending(streams.applications, POLLER_GROUP)
     assert summary["pending"] == 10_000

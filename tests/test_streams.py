@@ -27,10 +27,10 @@ async def test_submission_round_trips_through_a_real_stream(
     sent = SubmissionMessage(
         id=uuid.uuid4(), first_name="Åsa", last_name="Ñúñez-O'Brien", request_id="req-1"
     )
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
-    await redis.xadd(streams.submissions, encode(sent))
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
+    await redis.xadd(streams.applications, encode(sent))
 
-    [entry] = await read_group(redis, streams.submissions, POLLER_GROUP, "c1", count=10)
+    [entry] = await read_group(redis, streams.applications, POLLER_GROUP, "c1", count=10)
 
     assert decode(SubmissionMessage, entry.fields) == sent
 
@@ -71,19 +71,19 @@ def test_an_update_with_a_non_final_status_is_malformed() -> None:
 async def test_ensure_group_is_idempotent_and_keeps_the_group_position(
     redis: Redis, streams: StreamNames
 ) -> None:
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
-    await redis.xadd(streams.submissions, {b"data": b"{}"})
-    await redis.xreadgroup(POLLER_GROUP, "c1", {streams.submissions: ">"})
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
+    await redis.xadd(streams.applications, {b"data": b"{}"})
+    await redis.xreadgroup(POLLER_GROUP, "c1", {streams.applications: ">"})
 
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
 
-    [group] = await redis.xinfo_groups(streams.submissions)
+    [group] = await redis.xinfo_groups(streams.applications)
     assert group["name"] == POLLER_GROUP.encode()
     assert group["pending"] == 1
 
 
 def test_a_prefix_separates_two_systems() -> None:
-    assert StreamNames("a:").submissions != StreamNames("b:").submissions
+    assert StreamNames("a:").applications != StreamNames("b:").applications
     assert StreamNames("a:").updates == "a:updates"
 
 
@@ -99,12 +99,12 @@ async def test_reading_a_lost_group_recreates_it(redis: Redis, streams: StreamNa
 async def test_own_pending_entries_are_read_again_after_a_restart(
     redis: Redis, streams: StreamNames
 ) -> None:
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
-    await redis.xadd(streams.submissions, {b"data": b"{}"})
-    [first] = await read_group(redis, streams.submissions, POLLER_GROUP, "c1", count=1)
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
+    await redis.xadd(streams.applications, {b"data": b"{}"})
+    [first] = await read_group(redis, streams.applications, POLLER_GROUP, "c1", count=1)
 
     [again] = await read_group(
-        redis, streams.submissions, POLLER_GROUP, "c1", count=1, own_pending=True
+        redis, streams.applications, POLLER_GROUP, "c1", count=1, own_pending=True
     )
 
     assert again.id == first.id
@@ -113,14 +113,14 @@ async def test_own_pending_entries_are_read_again_after_a_restart(
 async def test_autoclaim_takes_over_idle_entries_of_another_consumer(
     redis: Redis, streams: StreamNames
 ) -> None:
-    await ensure_group(redis, streams.submissions, POLLER_GROUP)
-    await redis.xadd(streams.submissions, {b"data": b"{}"})
-    [entry] = await read_group(redis, streams.submissions, POLLER_GROUP, "dead", count=1)
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
+    await redis.xadd(streams.applications, {b"data": b"{}"})
+    [entry] = await read_group(redis, streams.applications, POLLER_GROUP, "dead", count=1)
 
     _, fresh = await autoclaim(
-        redis, streams.submissions, POLLER_GROUP, "alive", min_idle_ms=60_000
+        redis, streams.applications, POLLER_GROUP, "alive", min_idle_ms=60_000
     )
-    _, idle = await autoclaim(redis, streams.submissions, POLLER_GROUP, "alive", min_idle_ms=0)
+    _, idle = await autoclaim(redis, streams.applications, POLLER_GROUP, "alive", min_idle_ms=0)
 
     assert fresh == []
     assert [e.id for e in idle] == [entry.id]

@@ -41,9 +41,9 @@ async def test_only_entries_every_group_acknowledged_are_removed(
 
 
 async def test_a_stream_nobody_reads_yet_is_left_whole(redis: Redis, streams: StreamNames) -> None:
-    assert await trim_acknowledged(redis, streams.submissions) == 0
-    ids = await _add(redis, streams.submissions, 3)
-    assert await trim_acknowledged(redis, streams.submissions) == 0
-    await ensure_group(redis, streams.submissions, "pollers")
-    assert await trim_acknowledged(redis, streams.submissions) == 0
-    assert await _left(redis, streams.submissions) == ids
+    assert await trim_acknowledged(redis, streams.applications) == 0
+    ids = await _add(redis, streams.applications, 3)
+    assert await trim_acknowledged(redis, streams.applications) == 0
+    await ensure_group(redis, streams.applications, "pollers")
+    assert await trim_acknowledged(redis, streams.applications) == 0
+    assert await _left(redis, streams.applications) == ids

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from aiohttp import web
 from pydantic import SecretStr
 
-from lendo_api.keys import CLIENT
-
 PROTECTED_PREFIX = "/api/applications"
 CHALLENGE = 'Bearer realm="lendo-api"'
 ANONYMOUS = ""
+
+CLIENT = web.RequestKey("client", str)
+"""Who is calling: an id derived from the API key, or empty without authentication."""
 
 
 class ApiKeys:

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
-from lendo_streams.logs import configure_logging, get_logger
-from lendo_streams.settings import load_settings
+from lendo_runtime.logs import configure_logging, get_logger
+from lendo_runtime.settings import load_settings
 
 log = get_logger()
 

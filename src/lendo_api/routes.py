@@ -1,6 +1,6 @@
 """HTTP handlers: parse the request with a model, call the domain, render the result.
 
-What each handler promises is in :mod:`lendo_api.operations`, attached here
+What each handler promises is in :mod:`lendo_api.openapi.operations`, attached here
 as its OpenAPI description.
 """
 
@@ -11,18 +11,9 @@ from typing import TypeVar
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
-from lendo_api import operations
+from lendo_api.app_keys import APPLICATIONS, METRICS, REDIS, SETTINGS, STORE, UPDATES_TASK
+from lendo_api.auth import CLIENT
 from lendo_api.errors import InvalidInput, MalformedJson
-from lendo_api.keys import (
-    APPLICATIONS,
-    CLIENT,
-    METRICS,
-    REDIS,
-    REQUEST_ID,
-    SETTINGS,
-    STORE,
-    UPDATES_TASK,
-)
 from lendo_api.models import (
     ApplicationPath,
     ApplicationQuery,
@@ -32,9 +23,11 @@ from lendo_api.models import (
     NewApplication,
     encode_cursor,
 )
+from lendo_api.openapi import operations
 from lendo_api.rendering import application_fields, json_response, json_text_response, page_response
-from lendo_streams import probes
-from lendo_streams.metrics import metrics_handler
+from lendo_api.request_ids import REQUEST_ID
+from lendo_runtime import probes
+from lendo_runtime.metrics import metrics_handler
 
 M = TypeVar("M", bound=BaseModel)
 

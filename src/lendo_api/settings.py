@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import NoDecode
 
-from lendo_streams.logs import LogLevel
+from lendo_runtime.logs import LogLevel
 from lendo_streams.settings import RedisSettings
 
 

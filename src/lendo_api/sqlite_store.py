@@ -24,7 +24,7 @@ from lendo_api.store import (
     StoredApplication,
     UpdateOutcome,
 )
-from lendo_streams.batching import Batcher
+from lendo_runtime.batching import Batcher
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@
 Nearly every call succeeds at once, yet wrapping each one in tenacity costs
 ~56 µs of bookkeeping (a sixth of the poller's samples at 600 applications/s)
 and leaves an ``AsyncRetrying``, a reference cycle of ~70 objects that only a
-garbage-collector pass frees (see :mod:`lendo_poller.collector`). So the first
+garbage-collector pass frees (see :mod:`lendo_poller.frozen_actors`). So the first
 attempt goes without it, and tenacity takes over only after a failure.
 """
 

@@ -15,7 +15,7 @@ from pydantic import (
 )
 from tenacity import wait_random_exponential
 
-from lendo_streams.logs import LogLevel
+from lendo_runtime.logs import LogLevel
 from lendo_streams.settings import RedisSettings
 
 

@@ -1,7 +1,7 @@
 """What each operation promises: the OpenAPI description of every endpoint.
 
 Each constant decorates one handler in :mod:`lendo_api.routes`. Schemas are
-references to the models' components (:mod:`lendo_api.openapi`), and every
+references to the models' components (:mod:`lendo_api.openapi.document`), and every
 example is built from those models, so an example cannot show a field the
 API does not have. Every error a handler can answer with is listed.
 """
@@ -23,14 +23,14 @@ from lendo_api.models import (
     NewApplication,
     Problem,
 )
-from lendo_api.openapi import (
-    BEARER,
+from lendo_api.openapi.document import BEARER
+from lendo_api.openapi.fragments import (
     REQUEST_ID_PARAMETER,
-    json_body,
-    json_response,
+    json_response_object,
     parameters,
-    problem_response,
-    text_response,
+    problem_response_object,
+    request_body_object,
+    text_response_object,
 )
 from lendo_api.problems import (
     APPLICATION_NOT_FOUND,
@@ -63,7 +63,7 @@ _LOCATION = {
     }
 }
 
-_UNAUTHORIZED = problem_response(
+_UNAUTHORIZED = problem_response_object(
     "No valid API key, and the server requires one (LENDO_API_KEYS is set).",
     Problem(
         title="Unauthorized",
@@ -77,7 +77,7 @@ _UNAUTHORIZED = problem_response(
         }
     },
 )
-_SERVER_ERROR = problem_response(
+_SERVER_ERROR = problem_response_object(
     "The server failed; the failure is logged under the response's X-Request-ID.",
     Problem(
         title="Internal Server Error",
@@ -88,7 +88,7 @@ _SERVER_ERROR = problem_response(
 
 
 def _invalid(description: str, *errors: FieldError) -> dict[str, object]:
-    return problem_response(
+    return problem_response_object(
         description,
         Problem(
             type=INVALID_INPUT,
@@ -118,16 +118,18 @@ CREATE_APPLICATION = docs(
     ),
     security=_SECURED,
     parameters=[*parameters(CreateHeaders, "header"), REQUEST_ID_PARAMETER],
-    requestBody=json_body(NewApplication, NewApplication(first_name="Ada", last_name="Lovelace")),
+    requestBody=request_body_object(
+        NewApplication, NewApplication(first_name="Ada", last_name="Lovelace")
+    ),
     responses={
-        201: json_response("Created: the new application, pending.", _PENDING, _LOCATION),
-        200: json_response(
+        201: json_response_object("Created: the new application, pending.", _PENDING, _LOCATION),
+        200: json_response_object(
             "A replay: the application an earlier request with this Idempotency-Key "
             "and body created, as it is now. Nothing new was created.",
             _COMPLETED,
             _LOCATION,
         ),
-        400: problem_response(
+        400: problem_response_object(
             "The body is not JSON.",
             Problem(
                 type=MALFORMED_JSON,
@@ -137,7 +139,7 @@ CREATE_APPLICATION = docs(
             ),
         ),
         401: _UNAUTHORIZED,
-        409: problem_response(
+        409: problem_response_object(
             "The Idempotency-Key was already used, within its lifetime, with other names.",
             Problem(
                 type=IDEMPOTENCY_KEY_REUSED,
@@ -147,7 +149,7 @@ CREATE_APPLICATION = docs(
                 "use a new key for a new application.",
             ),
         ),
-        413: problem_response(
+        413: problem_response_object(
             "The body is larger than the server accepts (16 KiB unless LENDO_MAX_BODY_BYTES "
             "says otherwise).",
             Problem(
@@ -156,7 +158,7 @@ CREATE_APPLICATION = docs(
                 detail="Maximum request body size 16384 exceeded.",
             ),
         ),
-        415: problem_response(
+        415: problem_response_object(
             "The body is not declared as JSON: Content-Type must be application/json "
             "(charset, if given, utf-8).",
             Problem(
@@ -191,7 +193,7 @@ LIST_APPLICATIONS = docs(
     security=_SECURED,
     parameters=[*parameters(ApplicationQuery, "query"), REQUEST_ID_PARAMETER],
     responses={
-        200: json_response(
+        200: json_response_object(
             "One page of applications.", ApplicationPage(items=[_PENDING], next_cursor=1)
         ),
         401: _UNAUTHORIZED,
@@ -215,9 +217,9 @@ GET_APPLICATION = docs(
     security=_SECURED,
     parameters=[*parameters(ApplicationPath, "path"), REQUEST_ID_PARAMETER],
     responses={
-        200: json_response("The application.", _COMPLETED),
+        200: json_response_object("The application.", _COMPLETED),
         401: _UNAUTHORIZED,
-        404: problem_response(
+        404: problem_response_object(
             "No application has this id.",
             Problem(
                 type=APPLICATION_NOT_FOUND,
@@ -245,7 +247,7 @@ HEALTH = docs(
         "publishes them once Redis is back."
     ),
     parameters=[REQUEST_ID_PARAMETER],
-    responses={200: json_response("The process serves HTTP.", Health())},
+    responses={200: json_response_object("The process serves HTTP.", Health())},
 )
 
 READINESS = docs(
@@ -259,8 +261,8 @@ READINESS = docs(
     ),
     parameters=[REQUEST_ID_PARAMETER],
     responses={
-        200: json_response("Every dependency answers.", Health()),
-        503: problem_response(
+        200: json_response_object("Every dependency answers.", Health()),
+        503: problem_response_object(
             "A dependency failed its check; `detail` names every one that did.",
             Problem(title="Service Unavailable", status=503, detail="Not ready: redis failed."),
         ),
@@ -279,7 +281,7 @@ METRICS = docs(
     ),
     parameters=[REQUEST_ID_PARAMETER],
     responses={
-        200: text_response(
+        200: text_response_object(
             "The metrics.",
             "# HELP lendo_api_applications_created_total Applications created "
             "(replays not counted).\n"

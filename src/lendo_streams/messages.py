@@ -1,4 +1,4 @@
-"""Stream names and message shapes.
+"""The messages on the streams, and how an entry carries one.
 
 Every entry carries one field, ``data``, holding the message as JSON. One
 field keeps the encoding trivial to evolve: the pydantic model is the schema,
@@ -6,7 +6,6 @@ and an entry that does not parse is a :class:`MalformedEntry`, never a crash.
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
 from uuid import UUID
@@ -14,37 +13,9 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.typing import EncodableT, FieldT
 
-API_GROUP = "api"
-"""Consumer group of ``lendo-api`` on the update stream."""
-
-POLLER_GROUP = "pollers"
-"""Consumer group of ``lendo-poller`` on the submission stream."""
-
 DATA_FIELD = b"data"
 
 FinalStatus = Literal["completed", "rejected"]
-
-
-@dataclass(frozen=True)
-class StreamNames:
-    """The Redis keys of one system; the prefix lets two systems share a Redis."""
-
-    prefix: str = "lendo:"
-
-    @property
-    def submissions(self) -> str:
-        """Applications waiting for the bank's decision (API → poller)."""
-        return f"{self.prefix}applications"
-
-    @property
-    def updates(self) -> str:
-        """Final statuses from the bank (poller → API)."""
-        return f"{self.prefix}updates"
-
-    @property
-    def dead_letters(self) -> str:
-        """Entries that could not be processed, kept for inspection and replay."""
-        return f"{self.prefix}dead-letters"
 
 
 class _Message(BaseModel):

@@ -1,4 +1,4 @@
-"""Prometheus exposition, shared by both processes.
+"""Prometheus exposition, shared by every pipeline process.
 
 Each process keeps its instruments on its own ``CollectorRegistry``, never
 the library's global one, so several apps in one test process do not mix.
@@ -9,7 +9,6 @@ refresh just before the registry is rendered.
 """
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -17,8 +16,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
-from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 Refresh = Callable[[], Awaitable[None]]
 
@@ -43,26 +40,3 @@ def metrics_handler(registry: CollectorRegistry, refresh: Refresh | None = None)
         return web.Response(body=encode(registry), headers={"Content-Type": content_type})
 
     return metrics
-
-
-@dataclass(frozen=True, slots=True)
-class GroupBacklog:
-    """What one consumer group has yet to finish on one stream."""
-
-    pending: int
-    """Entries delivered to a consumer and not yet acknowledged."""
-    lag: int | None
-    """Entries not yet delivered; None where Redis cannot tell (before 7.0, or after deletions)."""
-
-
-async def group_backlog(redis: "Redis", stream: str, group: str) -> GroupBacklog | None:
-    """The backlog of ``group`` on ``stream`` from XINFO GROUPS; None if either does not exist."""
-    try:
-        groups = await redis.xinfo_groups(stream)
-    except ResponseError:
-        return None  # no such stream yet
-    for info in groups:
-        name = info["name"]
-        if (name.decode() if isinstance(name, bytes) else name) == group:
-            return GroupBacklog(pending=int(info["pending"]), lag=info.get("lag"))
-    return None

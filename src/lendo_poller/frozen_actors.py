@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from lendo_poller.poller import Poller
-from lendo_streams.logs import get_logger
+from lendo_runtime.logs import get_logger
 
 PERIOD = 0.1
 """Seconds between checks: the objects actors build stay in the collector's walk this long.

@@ -10,7 +10,7 @@ reconciler publishes what the dead process could not.
 import os
 import random
 
-from lendo_streams.logs import get_logger
+from lendo_runtime.logs import get_logger
 
 CRASH_STATUS = 137
 """What a shell reports for a process killed by SIGKILL (128 + 9)."""
