@@ -1,9 +1,11 @@
 """Group commit and shared publishes: concurrent callers batched, each still answered alone."""
 
 import asyncio
+import json
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +25,17 @@ async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await opened.close()
 
 
-async def create(store: SqliteStore, application_id: uuid.UUID | None = None) -> int:
+async def create(store: SqliteStore, application_id: uuid.UUID | None = None) -> uuid.UUID:
     created = await store.create(
         id=application_id or uuid.uuid4(), first_name="A", last_name="B", request_id=None
     )
-    return created.seq
+    return created.id
+
+
+async def listed(store: SqliteStore) -> list[dict[str, Any]]:
+    """Every application, in creation order, as the API lists them."""
+    page = await store.list_page_json(status=None, limit=1000, after=None)
+    return [json.loads(item) for item in page.items]
 
 
 async def test_concurrent_creates_each_get_their_own_committed_row(store: SqliteStore) -> None:
@@ -41,11 +49,8 @@ async def test_concurrent_creates_each_get_their_own_committed_row(store: Sqlite
     )
 
     assert [application.id for application in created] == ids
-    assert len({application.seq for application in created}) == len(ids)
-    for application in created:
-        stored = await store.get(application.id)
-        assert stored is not None
-        assert (stored.seq, stored.first_name) == (application.seq, application.first_name)
+    stored = {item["id"]: item["first_name"] for item in await listed(store)}
+    assert stored == {str(application.id): application.first_name for application in created}
 
 
 async def test_a_create_with_a_used_id_fails_alone(store: SqliteStore) -> None:
@@ -58,10 +63,9 @@ async def test_a_create_with_a_used_id_fails_alone(store: SqliteStore) -> None:
 
     [first, reused, last] = results
     assert isinstance(reused, sqlite3.IntegrityError)
-    assert isinstance(first, int)
-    assert isinstance(last, int)
-    page = await store.list_page(status=None, limit=10, after=None)
-    assert len(page.items) == 3
+    assert isinstance(first, uuid.UUID)
+    assert isinstance(last, uuid.UUID)
+    assert [item["id"] for item in await listed(store)] == [str(used), str(first), str(last)]
 
 
 async def test_a_cancelled_create_is_still_committed_and_close_waits_for_it(
@@ -78,8 +82,8 @@ async def test_a_cancelled_create_is_still_committed_and_close_waits_for_it(
 
     reopened = await SqliteStore.open(tmp_path / "store.sqlite3")
     try:
-        assert await reopened.get(application_id) is not None
-        assert len((await reopened.list_page(status=None, limit=20, after=None)).items) == 11
+        assert await reopened.get_json(application_id) is not None
+        assert len(await listed(reopened)) == 11
     finally:
         await reopened.close()
 
@@ -98,8 +102,8 @@ async def test_concurrent_publishes_all_reach_the_stream_and_are_marked(
     entries: Any = await redis.xrange(streams.applications)
     published = [decode(SubmissionMessage, fields).id for _, fields in entries]
     assert sorted(published) == sorted(application.id for application in created)
-    page = await store.list_page(status=None, limit=100, after=None)
-    assert all(item.published_at is not None for item in page.items)
+    # Every one was marked published: none is due for the sweep.
+    assert await store.due_for_publish(older_than=timedelta(hours=1), limit=100) == []
 
 
 async def test_a_submitter_that_gives_up_gets_a_timeout_and_its_items_are_still_flushed() -> None:

@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 
 from lendo_api.app_keys import APPLICATIONS, STORE
-from lendo_api.rendering import timestamp_text
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
+from lendo_api.timestamps import timestamp_text
 from lendo_streams import StreamNames
 
 Client = TestClient[web.Request, web.Application]

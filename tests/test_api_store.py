@@ -6,13 +6,23 @@ import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import closing
+from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from lendo_api.models import Application
+from lendo_api.rendering import application_fields
+from lendo_api.sqlite_schema import COLUMNS, SCHEMA
 from lendo_api.sqlite_store import SqliteStore
-from lendo_api.store import IdempotencyKey, StatusChange, UpdateOutcome
+from lendo_api.store import (
+    IdempotencyKey,
+    Status,
+    StatusChange,
+    StoredApplication,
+    UpdateOutcome,
+)
 
 
 @pytest.fixture
@@ -28,9 +38,15 @@ async def new(store: SqliteStore) -> uuid.UUID:
 
 
 async def status(store: SqliteStore, application_id: uuid.UUID) -> str:
-    application = await store.get(application_id)
+    application = await store.get_json(application_id)
     assert application is not None
-    return application.status
+    return str(json.loads(application)["status"])
+
+
+async def ids(store: SqliteStore, status: Status | None = None) -> list[uuid.UUID]:
+    """The ids of every application (of ``status``), in creation order."""
+    page = await store.list_page_json(status=status, limit=1000, after=None)
+    return [uuid.UUID(json.loads(item)["id"]) for item in page.items]
 
 
 async def test_applications_survive_a_reopen_and_the_schema_is_created_once(
@@ -45,7 +61,9 @@ async def test_applications_survive_a_reopen_and_the_schema_is_created_once(
 
     again = await SqliteStore.open(path)
     try:
-        assert await again.get(created.id) == created
+        assert await again.get_json(created.id) == json.dumps(
+            application_fields(created), ensure_ascii=False, separators=(",", ":")
+        )
     finally:
         await again.close()
     with closing(sqlite3.connect(path)) as db:
@@ -103,12 +121,11 @@ async def test_concurrent_writers_each_commit_whole(store: SqliteStore) -> None:
         store.apply_updates([StatusChange(i, "completed") for i in first]),
     )
 
-    page = await store.list_page(status=None, limit=1000, after=None)
-    assert [item.id for item in page.items[:20]] == first
-    assert {item.id for item in page.items[20:]} == set(created[:50])
-    assert len(page.items) == 70
-    completed = await store.list_page(status="completed", limit=1000, after=None)
-    assert [item.id for item in completed.items] == first
+    everything = await ids(store)
+    assert everything[:20] == first
+    assert set(everything[20:]) == set(created[:50])
+    assert len(everything) == 70
+    assert await ids(store, "completed") == first
 
 
 async def test_never_published_applications_are_due_first_then_the_longest_quiet(
@@ -124,3 +141,16 @@ async def test_never_published_applications_are_due_first_then_the_longest_quiet
 
     assert [item.id for item in recent] == [b]
     assert [item.id for item in everything] == [b, c, a]
+
+
+def test_the_column_declaration_is_the_table_the_stored_fields_and_the_public_model(
+    tmp_path: Path,
+) -> None:
+    with closing(sqlite3.connect(tmp_path / "schema.sqlite3")) as db:
+        db.executescript(SCHEMA)
+        table = [row[1] for row in db.execute("PRAGMA table_info(applications)")]
+
+    declared = [column.name for column in COLUMNS]
+    assert table == ["seq", *declared]
+    assert declared == [field.name for field in fields(StoredApplication)]
+    assert [column.name for column in COLUMNS if column.public] == list(Application.model_fields)

@@ -17,7 +17,7 @@ from lendo_api.app_keys import (
     UPDATES_TASK,
 )
 from lendo_api.applications import Applications
-from lendo_api.auth import ApiKeys
+from lendo_api.auth import ApiKeyCheck
 from lendo_api.metrics import ApiMetrics
 from lendo_api.middleware import api_middleware
 from lendo_api.openapi.document import setup_openapi
@@ -33,7 +33,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; resources open on startup and close in reverse order on cleanup."""
     metrics = ApiMetrics()
     app = web.Application(
-        middlewares=[api_middleware(ApiKeys(settings.api_keys), metrics)],
+        middlewares=[api_middleware(ApiKeyCheck(settings.api_keys), metrics)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -21,7 +21,7 @@ CLIENT = web.RequestKey("client", str)
 """Who is calling: an id derived from the API key, or empty without authentication."""
 
 
-class ApiKeys:
+class ApiKeyCheck:
     """The configured keys, and the check of a request against them; no keys, no check."""
 
     def __init__(self, keys: Sequence[SecretStr]) -> None:

@@ -15,13 +15,13 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from lendo_api.auth import ApiKeys
+from lendo_api.auth import ApiKeyCheck
 from lendo_api.metrics import ApiMetrics
 from lendo_api.problems import problem_response
 from lendo_api.request_ids import HEADER, assign_request_id
 
 
-def api_middleware(keys: ApiKeys, metrics: ApiMetrics) -> Middleware:
+def api_middleware(keys: ApiKeyCheck, metrics: ApiMetrics) -> Middleware:
     """The middleware every request of the API passes through."""
 
     @web.middleware
