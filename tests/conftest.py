@@ -17,8 +17,9 @@ from lendo_api.settings import ApiSettings
 from lendo_banksim.config import SimConfig
 from lendo_banksim.testing import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
+from lendo_local.system import LocalSystem
 from lendo_streams import StreamNames
-from product import Processes, StartProcesses
+from product import TIME_SCALE, Processes, StartProcesses
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -108,14 +109,16 @@ def start_processes(tmp_path: Path, redis_url: str, stream_prefix: str) -> Itera
     started: list[Processes] = []
 
     def start(env: dict[str, str], max_delay: float) -> Processes:
-        processes = Processes(
+        system = LocalSystem(
             tmp_path,
-            {"LENDO_REDIS_URL": redis_url, "LENDO_STREAM_PREFIX": stream_prefix, **env},
-            max_delay,
+            redis_url,
+            time_scale=TIME_SCALE,
+            env={"LENDO_STREAM_PREFIX": stream_prefix, **env},
         )
+        processes = Processes(system, max_delay)
         started.append(processes)
         return processes.start()
 
     yield start
     for processes in started:
-        processes.kill()
+        processes.system.stop()

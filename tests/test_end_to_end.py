@@ -11,19 +11,10 @@ from product import Processes, StartProcesses
 
 APPLICATIONS = 200
 
-RECOVERY_TIMINGS = {
-    "LENDO_RETRY_INITIAL": "0.01",
-    "LENDO_RETRY_MAX": "0.3",
-    "LENDO_CLAIM_IDLE": "2",
-    "LENDO_CLAIM_INTERVAL": "0.5",
-    "LENDO_RECONCILE_INTERVAL": "0.5",
-}
-"""Retries and recovery a hundred times faster too, as the poller's schedule."""
-
 
 @pytest.fixture
 def system(start_processes: StartProcesses) -> Iterator[Processes]:
-    processes = start_processes({"LENDO_CONSUMER_NAME": "e2e-poller", **RECOVERY_TIMINGS}, 0.2)
+    processes = start_processes({}, 0.2)
     yield processes
     processes.stop()
 

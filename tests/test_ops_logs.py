@@ -20,7 +20,7 @@ LAST_NAME = "Quixote-Marmaduke"
 
 @pytest.fixture
 def system(start_processes: StartProcesses) -> Processes:
-    return start_processes({"LENDO_CONSUMER_NAME": "ops-poller", "LENDO_LOG_LEVEL": "INFO"}, 0.1)
+    return start_processes({"LENDO_LOG_LEVEL": "INFO"}, 0.1)
 
 
 async def test_one_request_id_follows_an_application_and_no_name_is_logged(

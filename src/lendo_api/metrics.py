@@ -171,8 +171,8 @@ class HttpTraffic:
     """The HTTP request counter and duration histogram, kept as plain numbers.
 
     A request adds to a few ints and a float; the Prometheus families are built
-    only at scrape. prometheus_client's instruments took a lock and walked
-    their buckets in Python for every request, ~2-3% of a GET. The exposition
+    only at scrape: prometheus_client's instruments take a lock and walk their
+    buckets in Python for every request (docs/performance.md). The exposition
     is the one a ``Counter`` and a ``Histogram`` (default buckets) with these
     names and labels render, ``_created`` series included.
     """

@@ -56,7 +56,7 @@ async def create_application(request: web.Request) -> web.Response:
         client=request[CLIENT],
     )
     fields = application_fields(creation.application)
-    # A UUID needs no quoting: plain formatting, not the router's url_for (~4 µs).
+    # A UUID needs no quoting: plain formatting is cheaper than the router's url_for.
     location = APPLICATION_PATH.format(id=fields["id"])
     return json_response(
         fields, status=201 if creation.created else 200, headers={"Location": location}
@@ -127,7 +127,7 @@ def _headers(request: web.Request, model: type[BaseModel]) -> dict[str, str]:
 
 @cache
 def _wire_names(model: type[BaseModel]) -> tuple[str, ...]:
-    # Walking the model's fields took ~2 µs of every create.
+    # Looked up once: walking the model's fields is a cost on every create.
     return tuple(field.alias or name for name, field in model.model_fields.items())
 
 

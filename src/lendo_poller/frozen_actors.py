@@ -2,9 +2,9 @@
 
 CPython runs a full collection whenever the objects that survived the young
 collections grew by a quarter since the last full one, and a full collection
-walks every tracked object of the process while holding the event loop. A
-poller taking on 50,000 actors (tens of tracked objects each) ran 48 such
-passes of 0.3-0.6 s, each stalling every actor (docs/performance.md).
+walks every tracked object of the process while holding the event loop: with
+tens of thousands of actors, each such pass stalls every actor for a long
+moment (docs/performance.md, "Frozen actors").
 
 ``gc.freeze()`` moves every tracked object into a permanent generation that
 no collection walks. Frozen objects are still freed by reference counting as
@@ -23,12 +23,12 @@ The policy, checked every :data:`PERIOD` by :func:`keep_actors_frozen`:
   live size is estimated as the memory right after the last collection plus
   :data:`ACTOR_BYTES` for each actor running beyond the count then. Memory,
   not the frozen generation's length: ``gc.get_freeze_count()`` walks the
-  whole frozen list, tens of milliseconds for a million objects.
+  whole frozen list.
 
 Bound: frozen garbage holds at most about :data:`MIN_GARBAGE` of memory
 beyond the live estimate. The price is one full collection each time that
-much garbage has built up, walking the live actors too (~0.5 s for 50,000
-on 2 cores): rare, since on the normal path ended actors leave nothing.
+much garbage has built up, walking the live actors too: rare, since on the
+normal path ended actors leave nothing.
 Linux only: the resident size is read from ``/proc/self/statm``.
 """
 
@@ -43,12 +43,11 @@ from lendo_runtime.logs import get_logger
 
 PERIOD = 0.1
 """Seconds between checks: the objects actors build stay in the collector's walk this long.
-Freezing costs next to nothing (CPython splices lists); a poller taking on ~1,600 actors a
-second builds ~27,000 tracked objects a second, and each second of them left unfrozen reaches
-the oldest generation and feeds its full collections."""
+Freezing costs next to nothing, and objects left unfrozen longer reach the oldest generation
+and feed its full collections (docs/performance.md)."""
 ACTOR_BYTES = 4096
-"""Memory a running actor holds: 3.2 KB measured (docs/performance.md); more only delays a
-collection."""
+"""Memory a running actor holds, rounded up from the measured figure (docs/performance.md,
+section 2); more only delays a collection."""
 MIN_GARBAGE = 64 * 1024 * 1024
 """Memory above the live estimate that is worth a full collection, in bytes."""
 _STATM = Path("/proc/self/statm")

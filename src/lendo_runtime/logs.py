@@ -4,17 +4,15 @@ One event name plus fields per line. Personal data (names) is never passed to
 a logger: only application ids, statuses and counts.
 
 Our own events take structlog's short path: a bound logger whose filtered
-levels are no-ops, orjson, and bytes written straight to stderr. Routing them
-through stdlib ``logging`` records and a formatter, as before, cost ~51 µs a
-line, a tenth of a create's time on the event loop. Other libraries' stdlib
-records (aiohttp's, asyncio's) still go through ``logging`` and come out as
-the same JSON lines.
+levels are no-ops, orjson, and bytes written straight to stderr, which costs
+far less per line than stdlib ``logging`` records and a formatter
+(docs/performance.md, "Logging without stdlib records"). Other libraries' stdlib records (aiohttp's,
+asyncio's) still go through ``logging`` and come out as the same JSON lines.
 
 On an event loop, lines at ``INFO`` and below are written once per loop
-turn, together (:class:`LineWriter`): under creates, logging went from ~2.6%
-of the loop's samples (a write and a flush per line ~1.6%) to ~1.7%. A
-``kill -9`` can therefore lose the info lines of the turn it interrupts, no
-more; warnings and errors are written at once, after whatever lines wait, so
+turn, together (:class:`LineWriter`), rather than a write and a flush per
+line. A ``kill -9`` can therefore lose the info lines of the turn it
+interrupts, no more; warnings and errors are written at once, after whatever lines wait, so
 lines always come out in the order logged.
 """
 

@@ -1,10 +1,10 @@
 """The chaos harness: the three real processes, a client load, and the final audit.
 
 A :class:`Cluster` runs ``lendo-bank-sim``, ``lendo-api`` and one or more
-``lendo-poller`` processes with the production schedule scaled down about a
-hundredfold. :func:`run_scenario` creates applications at a steady rate
-while a scenario's chaos coroutine breaks things, waits until no application
-is pending, and audits the API's store against the simulator's decisions.
+``lendo-poller`` processes, every timing :data:`TIME_SCALE` times faster.
+:func:`run_scenario` creates applications at a steady rate while a scenario's
+chaos coroutine breaks things, waits until no application is pending, and
+audits the API's store against the simulator's decisions.
 """
 
 import asyncio
@@ -19,32 +19,14 @@ from typing import Any
 import aiohttp
 from redis.asyncio import Redis
 
-from lendo_local.processes import Service, wait_for_http
-from lendo_local.redis_server import EmbeddedRedis, free_port
+from lendo_local.processes import Service
+from lendo_local.redis_server import EmbeddedRedis
+from lendo_local.system import LocalSystem
 
-SCALED_TIMINGS = {
-    "LENDO_FIRST_POLL_DELAY": "0.1",
-    "LENDO_POLL_INTERVAL": "0.02",
-    "LENDO_RETRY_INITIAL": "0.01",
-    "LENDO_RETRY_MAX": "0.3",
-    "LENDO_BANK_TIMEOUT": "0.3",
-    "LENDO_BANK_CONNECT_TIMEOUT": "0.3",
-    "LENDO_CLAIM_IDLE": "2",
-    "LENDO_CLAIM_INTERVAL": "0.5",
-    "LENDO_READ_BLOCK": "0.1",
-    "LENDO_UPDATE_BLOCK": "0.1",
-    "LENDO_RECONCILE_INTERVAL": "0.5",
-    "LENDO_REPUBLISH_AFTER": "3",
-    "LENDO_PUBLISH_TIMEOUT": "0.5",
-    "LENDO_REDIS_TIMEOUT": "1",
-    "LENDO_TRIM_INTERVAL": "0.5",
-    "LENDO_SHUTDOWN_GRACE": "1",
-    "LENDO_LOG_LEVEL": "WARNING",
-    "LENDO_SIM_LOG_LEVEL": "WARNING",
-}
-"""Decisions in 0.1-0.5 s instead of 5-20 s, and every other timing to match."""
+TIME_SCALE = 40
+"""Decisions in 0.125-0.5 s instead of 5-20 s, and every other timing to match."""
+QUIET = {"LENDO_LOG_LEVEL": "WARNING", "LENDO_SIM_LOG_LEVEL": "WARNING"}
 
-BANK_DELAYS = ("--min-delay", "0.1", "--max-delay", "0.5")
 SEED = 4242
 CONCURRENT_CREATES = 16
 
@@ -88,72 +70,37 @@ class Cluster:
     api_env: dict[str, str] = field(default_factory=dict)
     redis_server: EmbeddedRedis | None = None
     """The Redis of :attr:`redis_url` when the cluster has its own, to restart it."""
-    api_port: int = field(default_factory=free_port)
-    bank_port: int = field(default_factory=free_port)
 
     def __post_init__(self) -> None:
-        env = {
-            "LENDO_REDIS_URL": self.redis_url,
-            "LENDO_STREAM_PREFIX": self.prefix,
-            "LENDO_PORT": str(self.api_port),
-            "LENDO_DB_PATH": str(self.workdir / "lendo.sqlite3"),
-            "LENDO_BANK_URL": self.bank_url,
-            **SCALED_TIMINGS,
-        }
-        bank_args = ["--port", str(self.bank_port), "--seed", str(SEED), *BANK_DELAYS]
-        log = self.workdir
-        self.bank = Service("lendo-bank-sim", bank_args, env, log / "bank.log")
-        self.api = Service(
-            "lendo-api",
-            [],
-            {**env, **self.api_env, "LENDO_CONSUMER_NAME": "api-1"},
-            log / "api.log",
+        self.system = LocalSystem(
+            self.workdir,
+            self.redis_url,
+            time_scale=TIME_SCALE,
+            env={"LENDO_STREAM_PREFIX": self.prefix, **QUIET},
         )
-        self.poller_ports = [free_port() for _ in range(self.pollers)]
+
+    async def start(self) -> None:
+        self.bank = self.system.bank_sim("--seed", str(SEED), wait=False)
+        self.api = self.system.api({**self.api_env, "LENDO_CONSUMER_NAME": "api-1"}, wait=False)
         self.poller = [
-            Service(
-                "lendo-poller",
-                [],
-                {
-                    **env,
-                    "LENDO_CONSUMER_NAME": f"chaos-poller-{number}",
-                    "LENDO_METRICS_PORT": str(port),
-                },
-                log / f"poller-{number}.log",
-            )
-            for number, port in enumerate(self.poller_ports)
+            self.system.poller(f"chaos-poller-{number}", wait=False)
+            for number in range(self.pollers)
         ]
+        await self.up()
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return self.api.base_url
 
     @property
     def bank_url(self) -> str:
-        return f"http://127.0.0.1:{self.bank_port}"
-
-    @property
-    def services(self) -> list[Service]:
-        return [self.bank, self.api, *self.poller]
-
-    async def start(self) -> None:
-        for service in self.services:
-            service.start()
-        await self.up()
+        return self.bank.base_url
 
     async def up(self) -> None:
         """Return once every running process answers (a restarted one may still be starting)."""
-        probes = [
-            (self.bank, f"{self.bank_url}/_sim/stats"),
-            (self.api, f"{self.api_url}/healthz"),
-            *(
-                (poller, f"http://127.0.0.1:{port}/healthz")
-                for poller, port in zip(self.poller, self.poller_ports, strict=True)
-            ),
-        ]
-        for service, url in probes:
+        for service in self.system.services:
             if service.running:
-                await asyncio.to_thread(wait_for_http, url, 20, service)
+                await asyncio.to_thread(service.wait_until_ready)
 
     def stop(self) -> dict[str, int | None]:
         """SIGTERM every process still running; the exit codes of those, by service.
@@ -161,11 +108,7 @@ class Cluster:
         Call :meth:`up` first: a process signalled before it set up its handlers
         dies of the signal instead of shutting down.
         """
-        codes: dict[str, int | None] = {}
-        for number, service in enumerate(self.services):
-            if service.running:
-                codes[f"{service.name}-{number}"] = service.stop()
-        return codes
+        return self.system.stop()
 
     @staticmethod
     async def kill(service: Service) -> None:
