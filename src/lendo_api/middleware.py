@@ -4,10 +4,10 @@ One layer rather than four: the layers themselves were a large share of a
 GET (docs/performance.md, "One middleware instead of four"). Each concern
 still lives in its own module (:mod:`~lendo_api.request_ids`,
 :mod:`~lendo_api.auth`, :mod:`~lendo_api.problems`,
-:mod:`~lendo_api.metrics`); here they are plain calls, in the order the layers had: the request is timed and given its id
-first, so every answer, a refusal or a crash included, carries the id and is
-counted; the key is checked inside the error handling, so a refusal is a
-problem document too.
+:mod:`~lendo_api.metrics`); here they are plain calls, in the order the
+layers had: the request is timed and given its id first, so every answer, a
+refusal or a crash included, carries the id and is counted; the key is
+checked inside the error handling, so a refusal is a problem document too.
 """
 
 import time
