@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a real Redis, isolated per test by key prefix."""
+"""Fixtures every group of tests shares: a real Redis isolated per test by key prefix, a bank
+simulator, and the API in-process."""
 
 import os
 import uuid
@@ -17,9 +18,7 @@ from lendo_api.settings import ApiSettings
 from lendo_banksim.config import SimConfig
 from lendo_banksim.testing import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
-from lendo_local.system import LocalSystem
 from lendo_streams import StreamNames
-from product import TIME_SCALE, Processes, StartProcesses
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -98,27 +97,3 @@ def settings(
 async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> ApiClient:
     """The API under test; it stops before the ``redis`` fixture removes the test's keys."""
     return await aiohttp_client(create_app(settings))
-
-
-# --- the product as separate processes ---
-
-
-@pytest.fixture
-def start_processes(tmp_path: Path, redis_url: str, stream_prefix: str) -> Iterator[StartProcesses]:
-    """Start the product's three processes; whatever a test leaves running is stopped after."""
-    started: list[Processes] = []
-
-    def start(env: dict[str, str], max_delay: float) -> Processes:
-        system = LocalSystem(
-            tmp_path,
-            redis_url,
-            time_scale=TIME_SCALE,
-            env={"LENDO_STREAM_PREFIX": stream_prefix, **env},
-        )
-        processes = Processes(system, max_delay)
-        started.append(processes)
-        return processes.start()
-
-    yield start
-    for processes in started:
-        processes.system.stop()

@@ -4,7 +4,6 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,6 @@ from lendo_api.publisher import SubmissionPublisher
 from lendo_api.sqlite_store import SqliteStore
 from lendo_runtime.batching import Batcher
 from lendo_streams import StreamNames, SubmissionMessage, decode
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "store.sqlite3")
-    yield opened
-    await opened.close()
 
 
 async def create(store: SqliteStore, application_id: uuid.UUID | None = None) -> uuid.UUID:

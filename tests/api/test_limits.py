@@ -1,7 +1,5 @@
 """Request limits: bodies are JSON and small, or refused before anything is stored."""
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +8,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from lendo_api.settings import ApiSettings
+from tests.api.helpers import count
 
 Client = TestClient[web.Request, web.Application]
 
@@ -19,12 +18,6 @@ LIMIT = 200
 @pytest.fixture
 def api_overrides() -> dict[str, Any]:
     return {"max_body_bytes": LIMIT}
-
-
-def stored(settings: ApiSettings) -> int:
-    with closing(sqlite3.connect(settings.db_path)) as db:
-        [(rows,)] = db.execute("SELECT COUNT(*) FROM applications").fetchall()
-        return int(rows)
 
 
 def body_of(size: int) -> bytes:
@@ -48,7 +41,7 @@ async def test_a_body_at_the_limit_is_accepted_one_byte_more_is_413(
     assert problem["status"] == 413
     assert str(LIMIT) in problem["detail"]
     assert over.headers["X-Request-ID"]
-    assert stored(settings) == 1
+    assert count(settings) == 1
 
 
 async def test_the_default_limit_is_16_kib(tmp_path: Path) -> None:
@@ -82,7 +75,7 @@ async def test_a_body_not_declared_as_json_is_415_and_changes_nothing(
     problem = await response.json()
     assert problem["status"] == 415
     assert "application/json" in problem["detail"]
-    assert stored(settings) == 0
+    assert count(settings) == 0
 
 
 @pytest.mark.parametrize(

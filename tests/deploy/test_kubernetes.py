@@ -21,7 +21,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = ROOT / "deploy" / "k8s"
 BANK_IMAGE = "lendoab/interview-service:stable"
 COMMON_LABELS = {"app.kubernetes.io/part-of": "lendo"}

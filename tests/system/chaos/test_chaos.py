@@ -2,7 +2,7 @@
 
 Fast by default (a few hundred applications in all). The long variant is the
 same tests with more applications per scenario, e.g.
-``LENDO_CHAOS_APPLICATIONS=2000 .venv/bin/pytest tests/chaos``; see
+``LENDO_CHAOS_APPLICATIONS=2000 .venv/bin/pytest tests/system/chaos``; see
 docs/reliability.md.
 """
 

@@ -14,7 +14,7 @@ import jsonschema
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OUR_IMAGE = "lendo:local"
 BANK_IMAGE = "lendoab/interview-service:stable"
 CONTAINER_TMP = "/tmp"  # noqa: S108 (a path inside the container, not ours)

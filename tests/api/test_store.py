@@ -4,13 +4,10 @@ import asyncio
 import json
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from contextlib import closing
 from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
-
-import pytest
 
 from lendo_api.models import Application
 from lendo_api.rendering import application_fields
@@ -23,13 +20,6 @@ from lendo_api.store import (
     StoredApplication,
     UpdateOutcome,
 )
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
-    opened = await SqliteStore.open(tmp_path / "store.sqlite3")
-    yield opened
-    await opened.close()
 
 
 async def new(store: SqliteStore) -> uuid.UUID:

@@ -18,6 +18,7 @@ from lendo_api.app_keys import RECONCILER, STORE
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
 from lendo_streams import StreamNames
+from tests.api.helpers import count
 
 Client = TestClient[web.Request, web.Application]
 
@@ -27,12 +28,6 @@ ADA = {"first_name": "Ada", "last_name": "Lovelace"}
 @pytest.fixture
 def api_overrides() -> dict[str, Any]:
     return {"reconcile_interval": 3600}
-
-
-def count(settings: ApiSettings, table: str) -> int:
-    with closing(sqlite3.connect(settings.db_path)) as db:
-        [(rows,)] = db.execute(f"SELECT COUNT(*) FROM {table}").fetchall()  # noqa: S608
-        return int(rows)
 
 
 async def post(client: Client, body: Any, key: str | None) -> tuple[int, dict[str, Any], str]:

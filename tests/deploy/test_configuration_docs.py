@@ -9,7 +9,7 @@ from lendo_api.settings import ApiSettings
 from lendo_banksim.settings import SimSettings
 from lendo_poller.settings import PollerSettings
 
-DOC = Path(__file__).parent.parent / "docs" / "configuration.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
 
 @pytest.mark.parametrize("settings", [ApiSettings, PollerSettings, SimSettings])

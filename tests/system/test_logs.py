@@ -10,7 +10,7 @@ import json
 import aiohttp
 import pytest
 
-from product import Processes, StartProcesses
+from tests.system.product import Processes, StartProcesses
 
 REQUEST_ID = "ops-trace-5f3c9a"
 FIRST_NAME = "Zebulon"

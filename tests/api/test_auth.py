@@ -1,7 +1,5 @@
 """Optional API keys: with LENDO_API_KEYS set, applications need a key; docs and health do not."""
 
-import sqlite3
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +11,7 @@ from redis.asyncio import Redis
 
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
+from tests.api.helpers import count
 
 Client = TestClient[web.Request, web.Application]
 
@@ -28,12 +27,6 @@ CALLS = [
 @pytest.fixture
 def api_overrides() -> dict[str, Any]:
     return {"api_keys": KEYS}
-
-
-def stored(settings: ApiSettings) -> int:
-    with closing(sqlite3.connect(settings.db_path)) as db:
-        [(rows,)] = db.execute("SELECT COUNT(*) FROM applications").fetchall()
-        return int(rows)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -73,7 +66,7 @@ async def test_a_call_without_a_valid_key_is_401_with_a_bearer_challenge(
     assert challenge.startswith('Bearer realm="lendo-api"')
     assert (f'error="{error}"' in challenge) == (error is not None)
     assert response.headers["X-Request-ID"]
-    assert stored(settings) == 0
+    assert count(settings) == 0
 
 
 @pytest.mark.parametrize("key", KEYS)
@@ -117,7 +110,7 @@ async def test_one_clients_idempotency_key_never_returns_another_clients_applica
 
     assert (first.status, second.status) == (201, 201)
     assert (await first.json())["id"] != (await second.json())["id"]
-    assert stored(settings) == 2
+    assert count(settings) == 2
 
 
 async def test_without_keys_configured_every_call_is_open(

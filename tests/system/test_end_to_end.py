@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from product import Processes, StartProcesses
+from tests.system.product import Processes, StartProcesses
 
 APPLICATIONS = 200
 

@@ -2,10 +2,8 @@
 
 import io
 import re
-import sqlite3
 import uuid
 from collections.abc import Mapping
-from contextlib import closing
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -20,15 +18,11 @@ from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
 from lendo_api.timestamps import timestamp_text
 from lendo_streams import StreamNames
+from tests.api.helpers import count
 
 Client = TestClient[web.Request, web.Application]
 
 PROBLEM_JSON = "application/problem+json"
-
-
-def stored_rows(settings: ApiSettings) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(settings.db_path)) as db:
-        return db.execute("SELECT * FROM applications ORDER BY seq").fetchall()
 
 
 async def create(client: Client, first_name: str = "Ada", last_name: str = "Lovelace") -> Any:
@@ -241,7 +235,7 @@ async def test_invalid_names_are_rejected_naming_each_field_and_change_nothing(
     for field in fields:
         assert field in problem_body["detail"]
     assert "Location" not in response.headers
-    assert stored_rows(settings) == []
+    assert count(settings) == 0
     assert await redis.xlen(streams.applications) == 0
 
 
@@ -254,7 +248,7 @@ async def test_malformed_json_is_400_and_changes_nothing(
     )
 
     await problem(response, 400)
-    assert stored_rows(settings) == []
+    assert count(settings) == 0
 
 
 @pytest.mark.parametrize("raw", [b"[]", b'["Ada", "Lovelace"]', b'"Ada"', b"42", b"null"])
@@ -267,7 +261,7 @@ async def test_a_body_that_is_not_an_object_is_422_and_changes_nothing(
 
     body = await problem(response, 422)
     assert [error["field"] for error in body["errors"]] == ["body"]
-    assert stored_rows(settings) == []
+    assert count(settings) == 0
 
 
 async def test_an_oversized_body_is_413_and_changes_nothing(
@@ -280,7 +274,7 @@ async def test_an_oversized_body_is_413_and_changes_nothing(
     )
 
     await problem(response, 413)
-    assert stored_rows(settings) == []
+    assert count(settings) == 0
 
 
 # --- listing ---
@@ -448,4 +442,4 @@ async def test_a_wrong_method_is_a_405_problem_with_the_allowed_ones(
     body = await problem(response, 405)
     assert method in body["detail"]
     assert allowed <= set(response.headers["Allow"].split(","))
-    assert stored_rows(settings) == []
+    assert count(settings) == 0
