@@ -12,6 +12,7 @@ from lendo_api.app_keys import (
     METRICS,
     RECONCILER,
     REDIS,
+    REDIS_LOSS_WATCH,
     SETTINGS,
     STORE,
     UPDATES_TASK,
@@ -23,6 +24,7 @@ from lendo_api.middleware import api_middleware
 from lendo_api.openapi.document import setup_openapi
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
+from lendo_api.redis_loss import RedisGeneration, RedisLossWatch
 from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
 from lendo_api.sqlite_store import SqliteStore
@@ -94,13 +96,20 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         block=settings.update_block,
         trim_interval=settings.trim_interval,
     )
-    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler)
+    app[REDIS_LOSS_WATCH] = loss_watch = RedisLossWatch(
+        RedisGeneration(redis, settings.streams.generation),
+        reconciler,
+        interval=settings.redis_check_interval,
+    )
+    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler, loss_watch)
     app[UPDATES_TASK] = asyncio.create_task(consumer.run(), name="lendo-api-updates")
     tasks = [
         app[UPDATES_TASK],
         asyncio.create_task(reconciler.run(), name="lendo-api-reconciler"),
+        asyncio.create_task(loss_watch.run(), name="lendo-api-redis-loss"),
     ]
     yield
     consumer.stop()
     reconciler.stop()
+    loss_watch.stop()
     await asyncio.gather(*tasks)
