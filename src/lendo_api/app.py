@@ -93,6 +93,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         batch=settings.update_batch,
         block=settings.update_block,
         trim_interval=settings.trim_interval,
+        dead_letter_maxlen=settings.dead_letter_maxlen,
     )
     app[METRICS].watch(app[APPLICATIONS], consumer, reconciler)
     app[UPDATES_TASK] = asyncio.create_task(consumer.run(), name="lendo-api-updates")

@@ -55,6 +55,7 @@ class Acker:
     def __init__(self, redis: "Redis", settings: PollerSettings) -> None:
         self._redis = redis
         self._streams = settings.streams
+        self._dead_letter_maxlen = settings.dead_letter_maxlen
         self._backoff = settings.backoff
         self._log = get_logger()
         self.stats = AckStats()
@@ -78,7 +79,13 @@ class Acker:
         """Move entries that cannot be processed, as they were, to the dead-letter stream."""
 
         def queue(pipe: Pipeline) -> None:
-            queue_dead_letters(pipe, self._streams, self._streams.applications, rejects)
+            queue_dead_letters(
+                pipe,
+                self._streams,
+                self._streams.applications,
+                rejects,
+                maxlen=self._dead_letter_maxlen,
+            )
             pipe.xack(self._streams.applications, POLLER_GROUP, *(entry.id for entry, _ in rejects))
 
         await self._commit(queue)

@@ -40,15 +40,24 @@ PAGE = 500
 
 
 def queue_dead_letters(
-    pipe: Pipeline, streams: StreamNames, source_stream: str, rejects: Sequence[tuple[Entry, str]]
+    pipe: Pipeline,
+    streams: StreamNames,
+    source_stream: str,
+    rejects: Sequence[tuple[Entry, str]],
+    *,
+    maxlen: int,
 ) -> None:
-    """Queue on ``pipe`` one dead letter per ``(entry, reason)`` read from ``source_stream``."""
+    """Queue on ``pipe`` one dead letter per ``(entry, reason)`` read from ``source_stream``.
+
+    Each write trims the dead-letter stream to about ``maxlen`` entries, oldest first
+    (approximately: Redis drops whole nodes, which costs next to nothing).
+    """
     for entry, reason in rejects:
         fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
         fields[REASON_FIELD] = reason.encode()
         fields[SOURCE_STREAM_FIELD] = source_stream.encode()
         fields[SOURCE_ID_FIELD] = entry.id
-        pipe.xadd(streams.dead_letters, fields)
+        pipe.xadd(streams.dead_letters, fields, maxlen=maxlen, approximate=True)
 
 
 @dataclass(frozen=True, slots=True)

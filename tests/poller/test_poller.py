@@ -267,6 +267,23 @@ async def test_malformed_entries_go_to_the_dead_letters(
     assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
 
 
+async def test_the_dead_letters_keep_about_the_newest_maxlen_yet_every_one_is_counted(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
+    written = [await add(redis, streams.applications, {b"data": b"{not json"}) for _ in range(350)]
+    poller, _ = make_poller(bank_sim, dead_letter_maxlen=100, read_batch=10)
+
+    await drain(poller)
+
+    kept = [fields[SOURCE_ID_FIELD] for _, fields in await entries(redis, streams.dead_letters)]
+    # MAXLEN ~ trims whole nodes of 100 entries: between 100 and 199 are left.
+    assert 100 <= len(kept) < 200
+    assert kept == written[-len(kept) :]  # the oldest went first
+    assert poller.stats.dead_lettered == len(written)
+    assert await pending(redis, streams) == {}
+
+
 async def test_an_entry_delivered_too_often_goes_to_the_dead_letters(
     redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
 ) -> None:
