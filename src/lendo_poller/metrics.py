@@ -66,11 +66,13 @@ class PollerMetrics:
             stats = poller.stats
             finished = CounterMetricFamily(
                 "lendo_poller_applications_finished",
-                "Applications whose final status was published, by status.",
+                "Applications whose final status was published, by status: the bank's "
+                "decision (completed, rejected), or failed (refused as invalid).",
                 labels=["status"],
             )
             finished.add_metric(["completed"], stats.completed)
             finished.add_metric(["rejected"], stats.rejected)
+            finished.add_metric(["failed"], stats.failed)
             yield finished
             for name, documentation, value in (
                 (

@@ -1,11 +1,11 @@
 """Writing, reading and replaying the dead-letter stream.
 
 Both processes move an entry they cannot process to the dead-letter stream
-instead of dropping it: the poller a malformed submission, one delivered
-more than ``max_deliveries`` times or one the bank refused; the API a
-malformed update. Both write it with :func:`queue_dead_letters`: the
-original entry's fields plus bookkeeping, ``reason``, the stream it came
-from (``source_stream``) and its id there (``source_id``).
+instead of dropping it: the poller a malformed submission or one delivered
+more than ``max_deliveries`` times; the API a malformed update. Both write
+it with :func:`queue_dead_letters`: the original entry's fields plus
+bookkeeping, ``reason``, the stream it came from (``source_stream``) and its
+id there (``source_id``).
 
 Replaying puts the original fields back on their source stream as a new
 entry, read like any other, and deletes the dead letter in the same

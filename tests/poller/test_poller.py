@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from lendo_banksim.config import SimConfig
 from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis
 from lendo_poller.bank import BankClient
+from lendo_poller.metrics import PollerMetrics
 from lendo_poller.poller import Poller
 from lendo_poller.settings import PollerSettings
 from lendo_streams import (
@@ -195,6 +197,86 @@ async def test_a_bank_restart_mid_flight_leads_to_resubmission(
     assert slow_sim.state.stats().submissions == 2 * len(sent)
     assert_decided_as_the_bank_did(sent, await updates(redis, streams), slow_sim)
     assert await pending(redis, streams) == {}
+
+
+async def test_an_application_the_bank_already_has_is_polled_at_once(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 10)
+    # As if a poller that died, or a Redis that lost its entries, had submitted them already.
+    earlier = BankClient(bank_sim.url, timeout=1.0, connect_timeout=1.0, max_connections=4)
+    try:
+        for message in sent:
+            await earlier.submit(message)
+    finally:
+        await earlier.close()
+    await eventually(lambda: all(bank_sim.state.job(m.id).status != "pending" for m in sent))
+    before = bank_sim.state.requests_per_application()
+    # A first poll delay far beyond the test's deadline: only a poll at once can finish.
+    poller, bank = make_poller(bank_sim, first_poll_delay=10 * DEADLINE)
+
+    await drain(poller)
+
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
+    after = bank_sim.state.requests_per_application()
+    # One resubmission ("already used") and one poll each: no request more than before.
+    assert {m.id: after[m.id] - before[m.id] for m in sent} == dict.fromkeys(
+        (m.id for m in sent), 2
+    )
+    assert bank.stats.already_known == len(sent)
+
+
+async def test_a_fresh_submission_still_waits_the_first_poll_delay(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 10)
+    # The simulator decides within 0.2 s: a first poll after 0.3 s finds every decision.
+    poller, bank = make_poller(bank_sim, first_poll_delay=0.3)
+
+    await drain(poller)
+
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
+    assert bank_sim.state.requests_per_application() == dict.fromkeys((m.id for m in sent), 2)
+    assert (bank.stats.accepted, bank.stats.pending) == (len(sent), 0)
+
+
+async def test_an_application_the_bank_keeps_refusing_is_failed_with_its_reason(
+    redis: Redis, streams: StreamNames, make_poller: MakePoller
+) -> None:
+    async with running_bank_sim(
+        SimConfig(min_delay=0.05, max_delay=0.2, refuse_rate=0.5, seed=7)
+    ) as sim:
+        sent = await submit(redis, streams, 20)
+        poller, bank = make_poller(sim, invalid_attempts=3)
+        metrics = PollerMetrics()
+        metrics.watch(poller, bank)
+
+        await drain(poller)
+
+        refused = sim.state.refused()
+        assert 0 < len(refused) < len(sent)
+        by_id = {update.id: update for update in await updates(redis, streams)}
+        assert by_id.keys() == {message.id for message in sent}
+        for message in sent:
+            update = by_id[message.id]
+            if message.id in refused:
+                assert (update.status, update.failure_reason) == (
+                    "failed",
+                    "the request payload is not valid.",
+                )
+                assert update.request_id == message.request_id
+            else:
+                assert update.status == sim.state.decisions()[message.id]
+                assert update.failure_reason is None
+        requests = sim.state.requests_per_application()
+        assert {app_id: requests[app_id] for app_id in refused} == dict.fromkeys(refused, 3)
+        assert await entries(redis, streams.dead_letters) == []
+        assert await pending(redis, streams) == {}
+        assert poller.stats.failed == len(refused)
+        exposed = generate_latest(metrics.registry).decode()
+        assert f'lendo_poller_applications_finished_total{{status="failed"}} {len(refused)}.0' in (
+            exposed
+        )
 
 
 async def test_a_failing_and_slow_bank_only_delays_applications(
