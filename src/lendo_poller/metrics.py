@@ -87,7 +87,8 @@ class PollerMetrics:
                 ),
                 (
                     "lendo_poller_entries_taken_over",
-                    "Entries taken over from consumers presumed dead (XAUTOCLAIM).",
+                    "Entries taken over from consumers presumed dead: without a heartbeat, "
+                    "or (XAUTOCLAIM) idle for claim_idle.",
                     poller.taken_over,
                 ),
                 (

@@ -140,7 +140,8 @@ class PollerSettings(RedisSettings):
                 "LENDO_CLAIM_INTERVAL must be at most half of LENDO_CLAIM_IDLE, "
                 "or healthy actors' entries would be taken over"
             )
-        if self.heartbeat_ttl < 3 * self.heartbeat_interval:
+        # A ratio, with a margin: 0.3 s is three times 0.1 s, though not in binary floats.
+        if self.heartbeat_ttl / self.heartbeat_interval < 3 - 1e-9:
             raise ValueError(
                 "LENDO_HEARTBEAT_TTL must be at least 3 times LENDO_HEARTBEAT_INTERVAL, "
                 "or a live poller's heartbeat could expire between two refreshes"

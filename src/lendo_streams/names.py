@@ -29,3 +29,7 @@ class StreamNames:
     def dead_letters(self) -> str:
         """Entries that could not be processed, kept for inspection and replay."""
         return f"{self.prefix}dead-letters"
+
+    def heartbeat(self, group: str, consumer: str) -> str:
+        """The key that exists, with a short TTL, while ``consumer`` of ``group`` is alive."""
+        return f"{self.prefix}consumers:{group}:{consumer}"

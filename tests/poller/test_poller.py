@@ -422,13 +422,97 @@ async def test_stop_hands_entries_back_and_another_poller_takes_them_over(
     assert list((await pending(redis, streams)).values()) == [b"poller-1"] * len(sent)
     assert await updates(redis, streams) == []
 
-    second, _ = make_poller(slow_sim, consumer_name="poller-2", claim_idle=0.1, claim_interval=0.05)
-    await asyncio.sleep(0.1)
+    # claim_idle far beyond the test's deadline: the stopped poller's sign-off (heartbeat
+    # deleted, entries released) is what lets the second one take over.
+    second, _ = make_poller(slow_sim, consumer_name="poller-2", claim_idle=60.0)
     await drain(second)
 
-    assert second.stats.finished == len(sent)
+    assert second.stats.finished == second.taken_over == len(sent)
     assert_decided_as_the_bank_did(sent, await updates(redis, streams), slow_sim)
     assert await pending(redis, streams) == {}
+
+
+HEARTBEATS: dict[str, Any] = {
+    "heartbeat_interval": 0.05,
+    "heartbeat_ttl": 0.15,
+    "claim_idle": 60.0,
+}
+"""Heartbeats scaled down, XAUTOCLAIM out of the picture: takeovers come from heartbeats."""
+
+
+async def consumers(redis: Redis, streams: StreamNames) -> set[bytes]:
+    infos: Any = await redis.xinfo_consumers(streams.applications, POLLER_GROUP)
+    return {info["name"] for info in infos}
+
+
+async def test_a_dead_pollers_entries_are_taken_over_once_its_heartbeat_expires(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 20)
+    # A poller that read every entry, beat once and died (kill -9): no sign-off.
+    await redis.xreadgroup(POLLER_GROUP, "dead", {streams.applications: ">"})
+    await redis.set(streams.heartbeat(POLLER_GROUP, "dead"), b"1", px=150)
+    poller, _ = make_poller(bank_sim, consumer_name="alive", read_batch=7, **HEARTBEATS)
+    running = asyncio.create_task(poller.run())
+    try:
+        await eventually(lambda: poller.stats.finished == len(sent))
+        remaining = await consumers(redis, streams)
+        async with asyncio.timeout(DEADLINE):
+            while b"dead" in remaining:  # removed once it holds nothing
+                await asyncio.sleep(0.02)
+                remaining = await consumers(redis, streams)
+    finally:
+        poller.stop()
+        await running
+
+    assert poller.taken_over == len(sent)
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
+    assert await pending(redis, streams) == {}
+    assert remaining == {b"alive"}
+    assert bank_sim.state.stats().submissions == len(sent)
+
+
+async def test_a_live_pollers_entries_are_never_taken_over(
+    redis: Redis, streams: StreamNames, slow_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 20)
+    # Actors wait 0.3-0.4 s for the bank, longer than the heartbeat TTL, and touch
+    # their entries only every claim_interval: only the heartbeat protects them.
+    first, _ = make_poller(slow_sim, consumer_name="first", **HEARTBEATS)
+    second, _ = make_poller(slow_sim, consumer_name="second", **HEARTBEATS)
+    runs = [asyncio.create_task(first.run())]
+    try:
+        await eventually(lambda: slow_sim.state.stats().submissions == len(sent))
+        runs.append(asyncio.create_task(second.run()))
+        await eventually(lambda: first.stats.finished == len(sent))
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.gather(*runs)
+
+    assert (first.taken_over, second.taken_over, second.stats.finished) == (0, 0, 0)
+    assert slow_sim.state.stats().duplicate_submissions == 0
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), slow_sim)
+    assert await pending(redis, streams) == {}
+
+
+async def test_a_stopped_poller_signs_off_and_a_running_one_keeps_beating(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    poller, _ = make_poller(bank_sim, **HEARTBEATS)
+    key = streams.heartbeat(POLLER_GROUP, "poller-1")
+    running = asyncio.create_task(poller.run())
+    await eventually(lambda: poller.running)
+    seen = []
+    for _ in range(3):  # the key outlives several TTLs while the poller runs
+        await asyncio.sleep(HEARTBEATS["heartbeat_ttl"])
+        seen.append(await redis.exists(key))
+
+    poller.stop()
+    await running
+
+    assert seen == [1, 1, 1]
+    assert await redis.exists(key) == 0
 
 
 async def test_a_restarted_poller_resumes_its_own_pending_entries(
