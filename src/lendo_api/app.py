@@ -95,6 +95,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         batch=settings.update_batch,
         block=settings.update_block,
         trim_interval=settings.trim_interval,
+        dead_letter_maxlen=settings.dead_letter_maxlen,
     )
     app[REDIS_LOSS_WATCH] = loss_watch = RedisLossWatch(
         RedisGeneration(redis, settings.streams.generation),

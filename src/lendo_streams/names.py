@@ -34,3 +34,7 @@ class StreamNames:
     def generation(self) -> str:
         """A key the API writes once per Redis lifetime: missing means Redis lost its data."""
         return f"{self.prefix}generation"
+
+    def heartbeat(self, group: str, consumer: str) -> str:
+        """The key that exists, with a short TTL, while ``consumer`` of ``group`` is alive."""
+        return f"{self.prefix}consumers:{group}:{consumer}"
