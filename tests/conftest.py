@@ -18,6 +18,7 @@ from lendo_banksim.config import SimConfig
 from lendo_banksim.testing import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
 from lendo_streams import StreamNames
+from postgres_server import scratch_database, server_url
 from product import Processes, StartProcesses
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -56,6 +57,23 @@ async def redis(redis_url: str, stream_prefix: str) -> AsyncIterator[Redis]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+# --- PostgreSQL, isolated per test by database ---
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """``LENDO_TEST_DATABASE_URL``, else PostgreSQL on 5432, else one we start."""
+    with server_url() as url:
+        yield url
+
+
+@pytest.fixture
+async def database_url(postgres_server: str) -> AsyncIterator[str]:
+    """A database of this test's own, dropped after."""
+    async with scratch_database(postgres_server) as url:
+        yield url
 
 
 # --- bank simulator ---
