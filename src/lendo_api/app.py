@@ -13,11 +13,13 @@ from lendo_api.keys import APPLICATIONS, METRICS, RECONCILER, REDIS, SETTINGS, S
 from lendo_api.metrics import ApiMetrics
 from lendo_api.middleware import api_middleware
 from lendo_api.openapi import setup_openapi
+from lendo_api.pool_metrics import pool_snapshot
+from lendo_api.postgres_store import PostgresStore
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
 from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
-from lendo_api.sqlite_store import SqliteStore
+from lendo_api.stores import open_store
 from lendo_api.updates import UpdateConsumer
 
 
@@ -37,7 +39,9 @@ def create_app(settings: ApiSettings) -> web.Application:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    store = await SqliteStore.open(app[SETTINGS].db_path)
+    store = await open_store(app[SETTINGS])
+    if isinstance(store, PostgresStore):
+        app[METRICS].registry.register(pool_snapshot(store.pool_stats))
     app[STORE] = store
     yield
     await store.close()

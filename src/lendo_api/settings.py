@@ -2,8 +2,17 @@
 
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
 from lendo_streams.logs import LogLevel
@@ -21,6 +30,9 @@ ApiKeys = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_sepa
 """Secret, so that printing the settings never prints a key."""
 
 
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
 class ApiSettings(RedisSettings):
     """Everything the API needs; see docs/configuration.md."""
 
@@ -28,6 +40,22 @@ class ApiSettings(RedisSettings):
     port: int = Field(default=8080, ge=1, le=65535, description="Port of the HTTP server.")
     db_path: Path = Field(
         default=Path("lendo.sqlite3"), description="SQLite database file (created if missing)."
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL database of the applications (postgresql://user:password@host/db); "
+        "unset, they are kept in the SQLite file LENDO_DB_PATH. Secret, as it may hold a password.",
+    )
+    db_pool_min_size: PositiveInt = Field(
+        default=2, description="PostgreSQL connections each API process keeps open."
+    )
+    db_pool_max_size: PositiveInt = Field(
+        default=10, description="Most PostgreSQL connections one API process opens."
+    )
+    publish_claim: PositiveFloat = Field(
+        default=30.0,
+        description="On PostgreSQL, how long one replica's outbox sweep holds the applications "
+        "it is publishing; another replica's sweep takes them only after it.",
     )
     consumer_name: str = Field(
         default="api-1", min_length=1, description="Consumer name in the update group."
@@ -81,3 +109,16 @@ class ApiSettings(RedisSettings):
         "(exit 137) after committing an application and before publishing it.",
     )
     log_level: LogLevel = Field(default="INFO")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and urlsplit(url.get_secret_value()).scheme not in _POSTGRES_SCHEMES:
+            raise ValueError("not a postgresql:// URL")
+        return url
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> "ApiSettings":
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("LENDO_DB_POOL_MIN_SIZE is above LENDO_DB_POOL_MAX_SIZE")
+        return self

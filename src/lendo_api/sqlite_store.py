@@ -13,6 +13,7 @@ from uuid import UUID
 import aiosqlite
 import orjson
 
+from lendo_api.migrations import migrate_sqlite
 from lendo_api.rendering import timestamp_text
 from lendo_api.store import (
     IdempotencyKey,
@@ -27,34 +28,6 @@ from lendo_api.store import (
 from lendo_streams.batching import Batcher
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS applications (
-    seq          INTEGER PRIMARY KEY,
-    id           TEXT NOT NULL UNIQUE,
-    first_name   TEXT NOT NULL,
-    last_name    TEXT NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'rejected')),
-    request_id   TEXT,
-    created_at   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL,
-    published_at TEXT
-);
-CREATE INDEX IF NOT EXISTS applications_by_status ON applications (status, seq);
--- The outbox sweep reads only pending rows, oldest publish first.
-CREATE INDEX IF NOT EXISTS applications_to_publish
-    ON applications (published_at) WHERE status = 'pending';
--- The primary key is what makes concurrent requests with one key create one application.
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    scope          TEXT NOT NULL,
-    key            TEXT NOT NULL,
-    body_hash      TEXT NOT NULL,
-    application_id TEXT NOT NULL,
-    created_at     TEXT NOT NULL,
-    PRIMARY KEY (scope, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
-"""
 
 # Timestamps are stored as lendo_api.rendering.timestamp_text writes them: fixed
 # width, so that SQL compares them correctly as text.
@@ -118,7 +91,8 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteStore":
-        """Open (or create) the database file and its schema; safe to call on every start."""
+        """Open (or create) the database file, migrating its schema; safe on every start."""
+        await asyncio.to_thread(migrate_sqlite, path)
         # isolation_level=None: no implicit transactions, each one is begun explicitly.
         connection = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -126,7 +100,6 @@ class SqliteStore:
             # NORMAL loses no committed data on a process crash in WAL mode, only on power loss.
             await connection.execute("PRAGMA synchronous = NORMAL")
             await connection.execute("PRAGMA busy_timeout = 5000")
-            await connection.executescript(_SCHEMA)
         except BaseException:
             await connection.close()
             raise

@@ -1,8 +1,8 @@
 """The repository of applications: everything the API asks of its database.
 
 The rest of the API depends on :class:`ApplicationStore` only. SQLite
-(:mod:`lendo_api.sqlite_store`) serves one machine; a server database for a
-scaled-out API is one more module implementing the same protocol.
+(:mod:`lendo_api.sqlite_store`) serves one API process; PostgreSQL
+(:mod:`lendo_api.postgres_store`) serves any number of them.
 """
 
 from collections.abc import Sequence
@@ -128,26 +128,20 @@ class ApplicationStore(Protocol):
         """Forget keys used more than ``older_than`` ago; return how many."""
         ...
 
-    async def get(self, id: UUID) -> StoredApplication | None:
-        """The application with this id, if any."""
-        ...
-
     async def get_json(self, id: UUID) -> str | None:
-        """The application :meth:`get` reads, as the JSON of its public fields, if any.
+        """The application with this id, as the JSON of its public fields, if any.
 
         Written as :meth:`list_page_json` writes each item, so one application
         reads the same alone and in a page.
         """
         ...
 
-    async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
-        """Up to ``limit`` applications (of ``status``, if given) created after ``after``."""
-        ...
-
     async def list_page_json(
         self, *, status: Status | None, limit: int, after: int | None
     ) -> JsonPage:
-        """The page :meth:`list_page` reads, as the JSON of its public fields.
+        """Up to ``limit`` applications (of ``status``, if given) created after ``after``.
+
+        Each as the JSON of its public fields, in creation order.
 
         Timestamps are written as :func:`lendo_api.rendering.timestamp_text` writes them.
         """
@@ -162,7 +156,9 @@ class ApplicationStore(Protocol):
     ) -> list[StoredApplication]:
         """Pending applications never published, or last published more than ``older_than`` ago.
 
-        Never-published ones come first, then the longest unpublished.
+        Never-published ones come first, then the longest unpublished. A store
+        that several processes share leaves out those another one's sweep took
+        and has not yet marked published, so that no two publish them at once.
         """
         ...
 
