@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a real Redis, isolated per test by key prefix."""
+"""Fixtures every group of tests shares: a real Redis isolated per test by key prefix, a bank
+simulator, and the API in-process."""
 
 import os
 import uuid
@@ -18,8 +19,7 @@ from lendo_banksim.config import SimConfig
 from lendo_banksim.testing import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
 from lendo_streams import StreamNames
-from postgres_server import scratch_database, server_url
-from product import Processes, StartProcesses
+from tests.postgres_server import scratch_database, server_url
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -115,25 +115,3 @@ def settings(
 async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> ApiClient:
     """The API under test; it stops before the ``redis`` fixture removes the test's keys."""
     return await aiohttp_client(create_app(settings))
-
-
-# --- the product as separate processes ---
-
-
-@pytest.fixture
-def start_processes(tmp_path: Path, redis_url: str, stream_prefix: str) -> Iterator[StartProcesses]:
-    """Start the product's three processes; whatever a test leaves running is stopped after."""
-    started: list[Processes] = []
-
-    def start(env: dict[str, str], max_delay: float) -> Processes:
-        processes = Processes(
-            tmp_path,
-            {"LENDO_REDIS_URL": redis_url, "LENDO_STREAM_PREFIX": stream_prefix, **env},
-            max_delay,
-        )
-        started.append(processes)
-        return processes.start()
-
-    yield start
-    for processes in started:
-        processes.kill()

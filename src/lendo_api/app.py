@@ -7,12 +7,20 @@ from datetime import timedelta
 from aiohttp import web
 from redis.asyncio import Redis
 
+from lendo_api.app_keys import (
+    APPLICATIONS,
+    METRICS,
+    RECONCILER,
+    REDIS,
+    SETTINGS,
+    STORE,
+    UPDATES_TASK,
+)
 from lendo_api.applications import Applications
-from lendo_api.auth import ApiKeys
-from lendo_api.keys import APPLICATIONS, METRICS, RECONCILER, REDIS, SETTINGS, STORE, UPDATES_TASK
+from lendo_api.auth import ApiKeyCheck
 from lendo_api.metrics import ApiMetrics
 from lendo_api.middleware import api_middleware
-from lendo_api.openapi import setup_openapi
+from lendo_api.openapi.document import setup_openapi
 from lendo_api.pool_metrics import pool_snapshot
 from lendo_api.postgres_store import PostgresStore
 from lendo_api.publisher import SubmissionPublisher
@@ -27,7 +35,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; resources open on startup and close in reverse order on cleanup."""
     metrics = ApiMetrics()
     app = web.Application(
-        middlewares=[api_middleware(ApiKeys(settings.api_keys), metrics)],
+        middlewares=[api_middleware(ApiKeyCheck(settings.api_keys), metrics)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -64,7 +72,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     """Wire the domain, and run the update consumer and the reconciler while the app lives."""
     settings, store, redis = app[SETTINGS], app[STORE], app[REDIS]
-    publisher = SubmissionPublisher(redis, settings.streams.submissions, store)
+    publisher = SubmissionPublisher(redis, settings.streams.applications, store)
     keep_keys_for = timedelta(seconds=settings.idempotency_ttl)
     app[APPLICATIONS] = Applications(
         store,

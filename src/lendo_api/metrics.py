@@ -24,9 +24,10 @@ from lendo_api.applications import Applications
 from lendo_api.reconciler import Reconciler
 from lendo_api.store import ApplicationStore, Status
 from lendo_api.updates import UpdateConsumer
+from lendo_runtime.logs import get_logger
+from lendo_runtime.metrics import Snapshot
 from lendo_streams import API_GROUP, POLLER_GROUP, StreamNames
-from lendo_streams.logs import get_logger
-from lendo_streams.metrics import GroupBacklog, Snapshot, group_backlog
+from lendo_streams.groups import GroupBacklog, group_backlog
 
 STATUSES: tuple[Status, ...] = get_args(Status)
 UNMATCHED_ROUTE = "unmatched"
@@ -123,7 +124,7 @@ class ApiMetrics:
         for status in STATUSES:
             self.applications.labels(status).set(counts.get(status, 0))
         backlogs: dict[tuple[str, str], GroupBacklog | None] = {}
-        for stream, group in ((streams.updates, API_GROUP), (streams.submissions, POLLER_GROUP)):
+        for stream, group in ((streams.updates, API_GROUP), (streams.applications, POLLER_GROUP)):
             try:
                 backlogs[stream, group] = await group_backlog(redis, stream, group)
             except RedisError as error:
@@ -170,8 +171,8 @@ class HttpTraffic:
     """The HTTP request counter and duration histogram, kept as plain numbers.
 
     A request adds to a few ints and a float; the Prometheus families are built
-    only at scrape. prometheus_client's instruments took a lock and walked
-    their buckets in Python for every request, ~2-3% of a GET. The exposition
+    only at scrape: prometheus_client's instruments take a lock and walk their
+    buckets in Python for every request (docs/performance.md). The exposition
     is the one a ``Counter`` and a ``Histogram`` (default buckets) with these
     names and labels render, ``_created`` series included.
     """

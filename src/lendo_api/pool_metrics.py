@@ -6,7 +6,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from lendo_api.postgres_store import PoolStats
-from lendo_streams.metrics import Snapshot
+from lendo_runtime.metrics import Snapshot
 
 
 def pool_snapshot(stats: Callable[[], PoolStats]) -> Snapshot:

@@ -2,9 +2,9 @@
 
 The declaration follows :class:`~lendo_api.store.StoredApplication` field by
 field, in its order, so that a row read as :data:`SELECT_COLUMNS` is the
-dataclass's positional arguments. The table itself is created by the
-migrations (``lendo_api/migrations/postgresql``), which a test holds to this
-declaration.
+dataclass's positional arguments; ``seq`` and ``claimed_until`` are the
+table's own bookkeeping. The table itself is created by the migrations
+(``lendo_api/migrations/postgresql/``), which a test holds to this declaration.
 """
 
 from collections.abc import Sequence
@@ -27,8 +27,6 @@ class Column:
     """Its type, as the migrations create it; inserts cast their parameter arrays to it."""
     public: bool
     """A field of :class:`lendo_api.models.Application`, so written into the JSON."""
-    inserted: bool = True
-    """Written by an insert; False for what the database assigns itself."""
 
     def json_value(self, table: str) -> str:
         """The SQL of its value in the JSON of an application, from ``table``'s row."""
@@ -38,7 +36,6 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("seq", "bigint", public=False, inserted=False),
     Column("id", "uuid", public=True),
     Column("first_name", "text", public=True),
     Column("last_name", "text", public=True),
@@ -48,8 +45,6 @@ COLUMNS: tuple[Column, ...] = (
     Column("updated_at", "timestamptz", public=True),
     Column("published_at", "timestamptz", public=False),
 )
-
-_INSERTED = tuple(column for column in COLUMNS if column.inserted)
 
 SELECT_COLUMNS = ", ".join(f"a.{column.name}" for column in COLUMNS)
 """Every column of ``applications AS a``, in :class:`StoredApplication`'s order."""
@@ -64,18 +59,18 @@ JSON_FROM = (
 APPLICATION_JSON = "row_to_json(j)::text"
 """One application as compact JSON text, keys in the model's order, as SQLite writes it."""
 
-_ARRAYS = ", ".join(f"${n}::{column.sql_type}[]" for n, column in enumerate(_INSERTED, 1))
+_ARRAYS = ", ".join(f"${n}::{column.sql_type}[]" for n, column in enumerate(COLUMNS, 1))
 
 INSERT_MANY = (
-    f"INSERT INTO applications ({', '.join(c.name for c in _INSERTED)})"  # noqa: S608 - ours
-    f" SELECT * FROM unnest({_ARRAYS}) RETURNING id, seq"
+    f"INSERT INTO applications ({', '.join(c.name for c in COLUMNS)})"
+    f" SELECT * FROM unnest({_ARRAYS})"
 )
 """Insert a batch, one parameter array per inserted column (:func:`insert_parameters`)."""
 
 
 def insert_parameters(applications: Sequence[StoredApplication]) -> list[list[object]]:
     """The parameter arrays of :data:`INSERT_MANY` for these applications."""
-    return [[getattr(app, column.name) for app in applications] for column in _INSERTED]
+    return [[getattr(app, column.name) for app in applications] for column in COLUMNS]
 
 
 def application(row: asyncpg.Record) -> StoredApplication:

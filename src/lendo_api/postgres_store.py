@@ -4,8 +4,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import cast
 from uuid import UUID
 
@@ -22,7 +22,8 @@ from lendo_api.store import (
     StoredApplication,
     UpdateOutcome,
 )
-from lendo_streams.batching import Batcher
+from lendo_api.timestamps import now
+from lendo_runtime.batching import Batcher
 
 INSERT_ORDER_LOCK = 0x6C656E646F01
 """The advisory lock every insert of applications holds until it commits."""
@@ -70,7 +71,7 @@ class PostgresStore:
     def __init__(self, pool: asyncpg.Pool, *, claim_for: timedelta) -> None:
         self._pool = pool
         self._claim_for = claim_for
-        self._creates: Batcher[StoredApplication, int] = Batcher(self._insert_batch)
+        self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
         self._waiting = 0
         self._acquired = 0
         self._acquire_seconds = 0.0
@@ -104,8 +105,8 @@ class PostgresStore:
         self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
     ) -> StoredApplication:
         application = _new_application(id, first_name, last_name, request_id)
-        [seq] = await self._creates.submit([application])
-        return replace(application, seq=seq)
+        await self._creates.submit([application])
+        return application
 
     async def create_once(
         self,
@@ -139,8 +140,8 @@ class PostgresStore:
                 application.created_at - keep_for,
             )
             if claimed:
-                [seq] = await _insert(connection, [application])
-                return KeyedCreation(replace(application, seq=seq), True, key.body_hash)
+                await _insert(connection, [application])
+                return KeyedCreation(application, True, key.body_hash)
             claim = await connection.fetchrow(
                 "SELECT body_hash, application_id FROM idempotency_keys"
                 " WHERE scope = $1 AND key = $2",
@@ -155,7 +156,7 @@ class PostgresStore:
     async def purge_idempotency_keys(self, *, older_than: timedelta) -> int:
         async with self._connection() as connection:
             done = await connection.execute(
-                "DELETE FROM idempotency_keys WHERE created_at < $1", _now() - older_than
+                "DELETE FROM idempotency_keys WHERE created_at < $1", now() - older_than
             )
         return int(done.split()[-1])
 
@@ -203,7 +204,7 @@ class PostgresStore:
                 " (SELECT 1 FROM applications AS a WHERE a.id = c.id)) AS unknown",
                 ids,
                 [change.status for change in changes],
-                _now(),
+                now(),
             )
         assert row is not None
         applied, unknown = int(row["applied"]), int(row["unknown"])
@@ -214,7 +215,7 @@ class PostgresStore:
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int
     ) -> list[StoredApplication]:
-        now = _now()
+        moment = now()
         async with self._connection() as connection:
             rows = await connection.fetch(
                 "WITH due AS ("  # noqa: S608 - the columns are ours
@@ -222,18 +223,19 @@ class PostgresStore:
                 " WHERE status = 'pending' AND (published_at IS NULL OR published_at < $1)"
                 " AND (claimed_until IS NULL OR claimed_until < $2)"
                 " ORDER BY published_at NULLS FIRST, seq LIMIT $3"
-                " FOR UPDATE SKIP LOCKED)"
+                " FOR UPDATE SKIP LOCKED),"
+                " claimed AS ("
                 " UPDATE applications AS a SET claimed_until = $4 FROM due"
-                f" WHERE a.seq = due.seq RETURNING {schema.SELECT_COLUMNS}",
-                now - older_than,
-                now,
+                " WHERE a.seq = due.seq RETURNING a.*)"
+                # RETURNING keeps no order: never published first, then the longest unpublished.
+                f" SELECT {schema.SELECT_COLUMNS} FROM claimed AS a"
+                " ORDER BY a.published_at NULLS FIRST, a.seq",
+                moment - older_than,
+                moment,
                 limit,
-                now + self._claim_for,
+                moment + self._claim_for,
             )
-        due = [schema.application(row) for row in rows]
-        # RETURNING keeps no order: never published first, then the longest unpublished.
-        due.sort(key=lambda app: (app.published_at is not None, app.published_at or now, app.seq))
-        return due
+        return [schema.application(row) for row in rows]
 
     async def mark_published(self, ids: Sequence[UUID]) -> None:
         if not ids:
@@ -242,7 +244,7 @@ class PostgresStore:
             await connection.execute(
                 "UPDATE applications SET published_at = $1, claimed_until = NULL"
                 " WHERE id = ANY($2::uuid[]) AND status = 'pending'",
-                _now(),
+                now(),
                 list(ids),
             )
 
@@ -258,19 +260,20 @@ class PostgresStore:
             one = await connection.fetchval("SELECT 1")
         return bool(one == 1)
 
-    async def _insert_batch(self, applications: list[StoredApplication]) -> list[int | Exception]:
-        """Insert in one transaction; return each ``seq``.
+    async def _insert_batch(self, applications: list[StoredApplication]) -> list[Exception | None]:
+        """Insert in one transaction.
 
         If the batch fails (an id already used), each is tried alone, so one
         bad create fails by itself and not the others batched with it.
         """
         try:
             async with self._connection() as connection, connection.transaction():
-                return list(await _insert(connection, applications))
+                await _insert(connection, applications)
+            return [None] * len(applications)
         except asyncpg.UniqueViolationError as error:
             if len(applications) == 1:
                 return [error]
-        return [seq for app in applications for seq in await self._insert_batch([app])]
+        return [result for app in applications for result in await self._insert_batch([app])]
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
@@ -291,31 +294,24 @@ class PostgresStore:
 
 async def _insert(
     connection: asyncpg.pool.PoolConnectionProxy, applications: Sequence[StoredApplication]
-) -> list[int]:
-    """Insert new applications in the caller's transaction; return their ``seq``, in order."""
+) -> None:
+    """Insert new applications in the caller's transaction, which then holds the insert lock."""
     await connection.execute("SELECT pg_advisory_xact_lock($1)", INSERT_ORDER_LOCK)
-    rows = await connection.fetch(schema.INSERT_MANY, *schema.insert_parameters(applications))
-    seqs = {row["id"]: row["seq"] for row in rows}
-    return [seqs[application.id] for application in applications]
+    await connection.execute(schema.INSERT_MANY, *schema.insert_parameters(applications))
 
 
 def _new_application(
     id: UUID, first_name: str, last_name: str, request_id: str | None
 ) -> StoredApplication:
-    """A pending, unpublished application; its ``seq`` is known once inserted."""
-    now = _now()
+    """A pending, unpublished application, created when last updated."""
+    created_at = now()
     return StoredApplication(
-        seq=0,
         id=id,
         first_name=first_name,
         last_name=last_name,
         status="pending",
         request_id=request_id,
-        created_at=now,
-        updated_at=now,
+        created_at=created_at,
+        updated_at=created_at,
         published_at=None,
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -9,9 +9,9 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 
 from lendo_api.publisher import SubmissionPublisher
-from lendo_api.stopping import StopSignal
 from lendo_api.store import ApplicationStore
-from lendo_streams.logs import get_logger
+from lendo_runtime.logs import get_logger
+from lendo_runtime.stopping import StopSignal
 
 log = get_logger()
 

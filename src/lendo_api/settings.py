@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_settings import NoDecode
 
-from lendo_streams.logs import LogLevel
+from lendo_runtime.logs import LogLevel
 from lendo_streams.settings import RedisSettings
 
 
@@ -26,7 +26,7 @@ def _comma_separated(value: object) -> object:
     return value
 
 
-ApiKeys = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
+ApiKeySecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
 """Secret, so that printing the settings never prints a key."""
 
 
@@ -96,7 +96,7 @@ class ApiSettings(RedisSettings):
         description="How long, in seconds, an Idempotency-Key is remembered; after it the "
         "same key creates a new application.",
     )
-    api_keys: ApiKeys = Field(
+    api_keys: ApiKeySecrets = Field(
         default=(),
         description="Comma-separated API keys. When set, every /api/applications call needs "
         "'Authorization: Bearer <key>'; docs, the OpenAPI document and /healthz stay open.",

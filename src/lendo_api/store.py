@@ -20,8 +20,6 @@ Status = Literal["pending", "completed", "rejected"]
 class StoredApplication:
     """One application as the store keeps it, bookkeeping included."""
 
-    seq: int
-    """Position in creation order; pages are cut on it."""
     id: UUID
     first_name: str
     last_name: str
@@ -32,15 +30,6 @@ class StoredApplication:
     updated_at: datetime
     published_at: datetime | None
     """When the submission stream last accepted it; ``None`` until then."""
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """Applications in creation order, and where the next page starts."""
-
-    items: list[StoredApplication]
-    next_after: int | None
-    """The ``seq`` to continue after; ``None`` on the last page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +130,8 @@ class ApplicationStore(Protocol):
     ) -> JsonPage:
         """Up to ``limit`` applications (of ``status``, if given) created after ``after``.
 
-        Each as the JSON of its public fields, in creation order.
-
-        Timestamps are written as :func:`lendo_api.rendering.timestamp_text` writes them.
+        Each as the JSON of its public fields, timestamps as
+        :func:`lendo_api.timestamps.timestamp_text` writes them.
         """
         ...
 

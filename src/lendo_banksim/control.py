@@ -9,7 +9,7 @@ import json
 from aiohttp import web
 from pydantic import ValidationError
 
-from lendo_banksim.contract import ErrorOut
+from lendo_banksim.bodies import ErrorOut
 from lendo_banksim.keys import BANK_STATE
 from lendo_banksim.routes import json_response
 

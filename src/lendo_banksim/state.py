@@ -20,8 +20,8 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict
 
+from lendo_banksim.bodies import FinalStatus, JobOut, JobStatus
 from lendo_banksim.config import Faults, SimConfig
-from lendo_banksim.contract import FinalStatus, JobOut, JobStatus
 from lendo_banksim.errors import ApplicationIdUsed, UnknownApplication
 from lendo_banksim.faults import FaultInjector, FaultKind
 

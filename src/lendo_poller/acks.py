@@ -8,7 +8,7 @@ Every write is retried until it succeeds or is cancelled: a result that could
 not be written yet is only delayed, never dropped.
 
 The updates of applications decided at about the same time share one
-transaction (a :class:`~lendo_streams.batching.Batcher`): under load, the
+transaction (a :class:`~lendo_runtime.batching.Batcher`): under load, the
 poller pays one Redis round trip for many acks, not one each. An actor
 cancelled while its ack waits (the poller stopping) does not take the ack
 back: the shared transaction still writes it. At shutdown :meth:`Acker.drain`
@@ -25,19 +25,14 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
 from tenacity import RetryCallState
 
 from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
+from lendo_runtime.batching import Batcher
+from lendo_runtime.logs import get_logger
 from lendo_streams import POLLER_GROUP, Entry, UpdateMessage, encode
-from lendo_streams.batching import Batcher
-from lendo_streams.logs import get_logger
-
-REASON_FIELD = b"reason"
-ENTRY_ID_FIELD = b"entry_id"
-SOURCE_STREAM_FIELD = b"source_stream"
-"""Where a replay (``lendo-dead-letters replay``) puts the entry back."""
+from lendo_streams.dead_letters import queue_dead_letters
 
 
 @dataclass(slots=True)
@@ -83,13 +78,8 @@ class Acker:
         """Move entries that cannot be processed, as they were, to the dead-letter stream."""
 
         def queue(pipe: Pipeline) -> None:
-            for entry, reason in rejects:
-                fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
-                fields[REASON_FIELD] = reason.encode()
-                fields[ENTRY_ID_FIELD] = entry.id
-                fields[SOURCE_STREAM_FIELD] = self._streams.submissions.encode()
-                pipe.xadd(self._streams.dead_letters, fields)
-            pipe.xack(self._streams.submissions, POLLER_GROUP, *(entry.id for entry, _ in rejects))
+            queue_dead_letters(pipe, self._streams, self._streams.applications, rejects)
+            pipe.xack(self._streams.applications, POLLER_GROUP, *(entry.id for entry, _ in rejects))
 
         await self._commit(queue)
         self.stats.dead_lettered += len(rejects)
@@ -99,7 +89,7 @@ class Acker:
     async def drop_duplicates(self, entry_ids: Sequence[bytes]) -> None:
         """Acknowledge entries whose application another entry already carries to the end."""
         await self._commit(
-            lambda pipe: pipe.xack(self._streams.submissions, POLLER_GROUP, *entry_ids)
+            lambda pipe: pipe.xack(self._streams.applications, POLLER_GROUP, *entry_ids)
         )
         self.stats.duplicates += len(entry_ids)
         self._log.info("duplicates_acknowledged", count=len(entry_ids))
@@ -109,7 +99,7 @@ class Acker:
             for _, update in finishes:
                 pipe.xadd(self._streams.updates, encode(update))
             pipe.xack(
-                self._streams.submissions, POLLER_GROUP, *(entry_id for entry_id, _ in finishes)
+                self._streams.applications, POLLER_GROUP, *(entry_id for entry_id, _ in finishes)
             )
 
         await self._commit(queue)

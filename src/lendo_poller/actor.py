@@ -31,8 +31,8 @@ from lendo_poller.bank import (
 from lendo_poller.gate import Gate
 from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
+from lendo_runtime.logs import get_logger
 from lendo_streams import Entry, SubmissionMessage, UpdateMessage, decode
-from lendo_streams.logs import get_logger
 
 Argument = TypeVar("Argument")
 Answer = TypeVar("Answer")

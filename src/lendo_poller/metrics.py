@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import Metric
 
 from lendo_poller.bank import BankClient
 from lendo_poller.poller import Poller
-from lendo_streams.metrics import Snapshot
+from lendo_runtime.metrics import Snapshot
 
 
 class PollerMetrics:

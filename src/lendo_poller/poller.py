@@ -25,6 +25,7 @@ from lendo_poller.acks import Acker, AckStats
 from lendo_poller.actor import Actors
 from lendo_poller.bank import BankClient
 from lendo_poller.settings import PollerSettings
+from lendo_runtime.logs import get_logger
 from lendo_streams import (
     POLLER_GROUP,
     Entry,
@@ -36,7 +37,6 @@ from lendo_streams import (
     read_group,
     touch,
 )
-from lendo_streams.logs import get_logger
 from lendo_streams.trimming import trim_acknowledged
 
 TOUCH_CHUNK = 1_000
@@ -54,7 +54,7 @@ class Poller:
     def __init__(self, settings: PollerSettings, redis: "Redis", bank: BankClient) -> None:
         self._settings = settings
         self._redis = redis
-        self._stream = settings.streams.submissions
+        self._stream = settings.streams.applications
         self._consumer = settings.consumer_name
         self._acker = Acker(redis, settings)
         self._actors = Actors(bank, self._acker, settings, on_done=self._actor_done)

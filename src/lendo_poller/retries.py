@@ -1,10 +1,10 @@
 """Retrying the poller's hot calls (bank requests, ack writes) without paying for it up front.
 
 Nearly every call succeeds at once, yet wrapping each one in tenacity costs
-~56 µs of bookkeeping (a sixth of the poller's samples at 600 applications/s)
-and leaves an ``AsyncRetrying``, a reference cycle of ~70 objects that only a
-garbage-collector pass frees (see :mod:`lendo_poller.collector`). So the first
-attempt goes without it, and tenacity takes over only after a failure.
+its bookkeeping on every call (docs/performance.md) and leaves an
+``AsyncRetrying``, a reference cycle that only a garbage-collector pass frees
+(see :mod:`lendo_poller.frozen_actors`). So the first attempt goes without
+it, and tenacity takes over only after a failure.
 """
 
 from collections.abc import Awaitable, Callable

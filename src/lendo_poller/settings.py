@@ -15,7 +15,7 @@ from pydantic import (
 )
 from tenacity import wait_random_exponential
 
-from lendo_streams.logs import LogLevel
+from lendo_runtime.logs import LogLevel
 from lendo_streams.settings import RedisSettings
 
 
@@ -42,16 +42,9 @@ class PollerSettings(RedisSettings):
     read_block: PositiveFloat = Field(
         default=1.0, description="Longest wait of one XREADGROUP for new entries."
     )
-    # The bank decides 5-20 s after submission. Polls keep to a grid (PollSchedule), so
-    # a decision is seen at most one interval (plus a round trip) after it is made; an
-    # application costs its submission and about 1 + 7.5/interval polls. The target,
-    # p99 staleness <= 1 s at <= 9 requests on average, is met by a 1 s grid only just
-    # (exactly 9 requests; p99 0.99 s plus the round trip). The 1% the p99 leaves is
-    # spent where it buys the most: the first poll comes 0.11 s late (decisions in the
-    # first 0.11 s of the window, 0.7% of them, wait up to 1.1 s), which moves every
-    # later poll later too and pays for a 0.99 s interval: 8.97 requests on average and
-    # a p99 of 0.99 s for decisions uniform in the window. Measured for several
-    # schedules by benchmarks/freshness.py (docs/performance.md).
+    # Polls keep to a grid (PollSchedule): staleness at most one interval plus a round
+    # trip, at about 1 + 7.5/interval polls an application. Why 6.1 s and 0.99 s meet
+    # both targets: docs/performance.md, "Freshness measured in real time".
     first_poll_delay: PositiveFloat = Field(
         default=6.1,
         description="Wait after submission before the first poll of the job: the "

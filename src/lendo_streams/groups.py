@@ -110,3 +110,26 @@ async def touch(
 
 def _entries(raw: Sequence[Any]) -> list[Entry]:
     return [Entry(entry_id, dict(fields)) for entry_id, fields in raw if fields is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupBacklog:
+    """What one consumer group has yet to finish on one stream."""
+
+    pending: int
+    """Entries delivered to a consumer and not yet acknowledged."""
+    lag: int | None
+    """Entries not yet delivered; None where Redis cannot tell (before 7.0, or after deletions)."""
+
+
+async def group_backlog(redis: "Redis", stream: str, group: str) -> GroupBacklog | None:
+    """The backlog of ``group`` on ``stream`` from XINFO GROUPS; None if either does not exist."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return None  # no such stream yet
+    for info in groups:
+        name = info["name"]
+        if (name.decode() if isinstance(name, bytes) else name) == group:
+            return GroupBacklog(pending=int(info["pending"]), lag=info.get("lag"))
+    return None
