@@ -10,11 +10,15 @@ and under it any row of yoyo's is such a leftover, so it is removed.
 """
 
 import fcntl
+import sqlite3
+from functools import cache
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from yoyo import get_backend, read_migrations
-from yoyo.backends import DatabaseBackend
+from yoyo.backends import DatabaseBackend, SQLiteBackend
+from yoyo.connections import parse_uri
+from yoyo.migrations import MigrationList, default_migration_table
 
 POSTGRES_LOCK = 0x6C656E646F
 """The advisory lock key that serialises migrations on one PostgreSQL database ("lendo")."""
@@ -25,7 +29,9 @@ def migrate_sqlite(path: Path) -> None:
     lock = path.with_name(f"{path.name}-migrations.lock")
     with lock.open("a") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        with get_backend(f"sqlite:///{path}") as backend:
+        backend = _WalSqliteBackend(parse_uri(f"sqlite:///{path}"), default_migration_table)
+        backend.init_database()
+        with backend:
             _apply(backend, "sqlite")
 
 
@@ -40,12 +46,28 @@ def migrate_postgres(url: str) -> None:
             backend.execute(f"SELECT pg_advisory_unlock({POSTGRES_LOCK})")
 
 
+class _WalSqliteBackend(SQLiteBackend):  # type: ignore[misc]
+    """yoyo's SQLite backend on the store's journal settings, so its commits cost no fsync."""
+
+    def connect(self, dburi: object) -> sqlite3.Connection:
+        connection: sqlite3.Connection = super().connect(dburi)
+        # As SqliteStore.open sets them: WAL persists in the file, synchronous per connection.
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        return connection
+
+
 def _apply(backend: DatabaseBackend, store: str) -> None:
     """Apply what has not run yet; the caller holds the lock that keeps others out."""
     backend.break_lock()
-    migrations = read_migrations(f"package:lendo_api.migrations:{store}")
     with backend.lock():
-        backend.apply_migrations(backend.to_apply(migrations))
+        backend.apply_migrations(backend.to_apply(_migrations(store)))
+
+
+@cache
+def _migrations(store: str) -> MigrationList:
+    """The store's migrations, parsed once per process (sqlparse splits each file)."""
+    return read_migrations(f"package:lendo_api.migrations:{store}")
 
 
 def _psycopg_url(url: str) -> str:
