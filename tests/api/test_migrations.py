@@ -170,7 +170,8 @@ async def test_postgresql_from_empty_has_the_columns_the_store_declares(
     try:
         columns = await connection.fetch(
             "SELECT column_name, udt_name FROM information_schema.columns"
-            " WHERE table_name = 'applications' ORDER BY ordinal_position"
+            " WHERE table_schema = current_schema() AND table_name = 'applications'"
+            " ORDER BY ordinal_position"
         )
         applied = await connection.fetch("SELECT migration_id FROM _yoyo_migration")
     finally:

@@ -117,22 +117,21 @@ async def test_metrics_show_the_connection_pool(replicas: list[Client]) -> None:
 async def test_readiness_fails_while_postgresql_is_down_and_recovers(
     redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient
 ) -> None:
-    with TemporaryPostgres() as server:
-        async with scratch_database(server.url) as url:
-            client = await aiohttp_client(create_app(on_postgres(settings, url, "api-1")))
-            assert (await client.get("/readyz")).status == 200
+    with TemporaryPostgres() as server, scratch_database(server.url) as url:
+        client = await aiohttp_client(create_app(on_postgres(settings, url, "api-1")))
+        assert (await client.get("/readyz")).status == 200
 
-            await asyncio.to_thread(server.stop)
-            down = await client.get("/readyz")
-            await asyncio.to_thread(server.start)
+        await asyncio.to_thread(server.stop)
+        down = await client.get("/readyz")
+        await asyncio.to_thread(server.start)
 
-            assert down.status == 503
-            assert "database" in (await down.json())["detail"]
+        assert down.status == 503
+        assert "database" in (await down.json())["detail"]
 
-            async def ready() -> bool:
-                return (await client.get("/readyz")).status == 200
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status == 200
 
-            await eventually(ready)
-            created = await client.post("/api/applications", json=ADA)
-            assert created.status == 201
-            await client.close()
+        await eventually(ready)
+        created = await client.post("/api/applications", json=ADA)
+        assert created.status == 201
+        await client.close()

@@ -5,7 +5,6 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +22,6 @@ from lendo_api.store import (
     StoredApplication,
     UpdateOutcome,
 )
-from tests.postgres_server import scratch_database
 
 OpenStore = Callable[[], Awaitable[ApplicationStore]]
 HOUR = timedelta(hours=1)
@@ -33,7 +31,6 @@ TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
     """Opens the store under test on this test's own database; each one opened is closed after."""
-    cleanup = AsyncExitStack()
     if request.param == "sqlite":
         path = tmp_path / "store.sqlite3"
 
@@ -42,8 +39,7 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
 
         opener: OpenStore = open_sqlite
     else:
-        server: str = request.getfixturevalue("postgres_server")
-        url = await cleanup.enter_async_context(scratch_database(server))
+        url: str = request.getfixturevalue("database_url")
 
         async def open_postgres() -> ApplicationStore:
             return await PostgresStore.open(
@@ -61,7 +57,6 @@ async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     yield open_one
     for store in opened:
         await store.close()
-    await cleanup.aclose()
 
 
 @pytest.fixture
