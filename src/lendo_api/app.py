@@ -97,6 +97,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         batch=settings.update_batch,
         block=settings.update_block,
         trim_interval=settings.trim_interval,
+        claim_idle=settings.update_claim_idle,
     )
     app[METRICS].watch(app[APPLICATIONS], consumer, reconciler)
     app[UPDATES_TASK] = asyncio.create_task(consumer.run(), name="lendo-api-updates")

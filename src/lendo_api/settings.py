@@ -1,5 +1,7 @@
 """Configuration of ``lendo-api``, from ``LENDO_*`` environment variables."""
 
+import os
+import socket
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -58,7 +60,15 @@ class ApiSettings(RedisSettings):
         "it is publishing; another replica's sweep takes them only after it.",
     )
     consumer_name: str = Field(
-        default="api-1", min_length=1, description="Consumer name in the update group."
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        description="Consumer name in the update group, one per API process; the default, "
+        "host name and process id, is unique on any number of replicas.",
+    )
+    update_claim_idle: PositiveFloat = Field(
+        default=30.0,
+        description="An update left unacknowledged this long by another consumer of the "
+        "group (a replica that died) is taken over; checked every half of it.",
     )
     update_batch: PositiveInt = Field(default=500, description="Updates read per XREADGROUP.")
     update_block: PositiveFloat = Field(
