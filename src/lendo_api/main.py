@@ -2,6 +2,7 @@
 
 import asyncio
 import gc
+import logging
 import signal
 
 import uvloop
@@ -9,6 +10,7 @@ from aiohttp import web
 
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
+from lendo_api.workers import run_workers
 from lendo_runtime.logs import configure_logging, get_logger
 from lendo_runtime.settings import load_settings
 
@@ -19,6 +21,10 @@ def main() -> None:
     """Run ``lendo-api``; invalid configuration exits 2 with one line naming the variable."""
     settings = load_settings(ApiSettings, "lendo-api")
     configure_logging(settings.log_level)
+    # yoyo narrates each step of a migration; lendo_api.migrations logs one event instead.
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    if settings.api_workers > 1:
+        raise SystemExit(run_workers(settings))
     # uvloop: the same asyncio code, with a faster event loop and transports.
     uvloop.run(serve(settings))
 
@@ -28,7 +34,11 @@ async def serve(settings: ApiSettings) -> None:
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        # Shared with the other workers on PostgreSQL; on SQLite a second process on the
+        # port is refused, as it would be a second writer of the file.
+        site = web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=settings.database_url is not None
+        )
         await site.start()
         # Everything built so far lives as long as the process: frozen, a full
         # collection walks only what came after (docs/performance.md, the p99's tail).
@@ -53,3 +63,7 @@ async def _signalled(*signals: signal.Signals) -> None:
         # A second signal during shutdown then acts as usual and ends the process.
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+if __name__ == "__main__":
+    main()

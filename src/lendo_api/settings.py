@@ -48,6 +48,11 @@ class ApiSettings(RedisSettings):
         description="PostgreSQL database of the applications (postgresql://user:password@host/db); "
         "unset, they are kept in the SQLite file LENDO_DB_PATH. Secret, as it may hold a password.",
     )
+    api_workers: PositiveInt = Field(
+        default=1,
+        description="API processes to run on the one port (SO_REUSEPORT), each a replica of "
+        "its own; more than 1 needs LENDO_DATABASE_URL.",
+    )
     db_pool_min_size: PositiveInt = Field(
         default=2, description="PostgreSQL connections each API process keeps open."
     )
@@ -131,4 +136,13 @@ class ApiSettings(RedisSettings):
     def _pool_bounds(self) -> "ApiSettings":
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("LENDO_DB_POOL_MIN_SIZE is above LENDO_DB_POOL_MAX_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _one_process_per_sqlite_file(self) -> "ApiSettings":
+        if self.api_workers > 1 and self.database_url is None:
+            raise ValueError(
+                "LENDO_API_WORKERS above 1 needs LENDO_DATABASE_URL: "
+                "a SQLite file takes one API process"
+            )
         return self

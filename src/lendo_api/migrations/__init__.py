@@ -20,6 +20,10 @@ from yoyo.backends import DatabaseBackend, SQLiteBackend
 from yoyo.connections import parse_uri
 from yoyo.migrations import MigrationList, default_migration_table
 
+from lendo_runtime.logs import get_logger
+
+log = get_logger()
+
 POSTGRES_LOCK = 0x6C656E646F
 """The advisory lock key that serialises migrations on one PostgreSQL database ("lendo")."""
 
@@ -61,7 +65,10 @@ def _apply(backend: DatabaseBackend, store: str) -> None:
     """Apply what has not run yet; the caller holds the lock that keeps others out."""
     backend.break_lock()
     with backend.lock():
-        backend.apply_migrations(backend.to_apply(_migrations(store)))
+        missing = backend.to_apply(_migrations(store))
+        backend.apply_migrations(missing)
+    if missing:
+        log.info("schema_migrated", store=store, applied=[m.id for m in missing])
 
 
 @cache
