@@ -1,14 +1,19 @@
-"""The ``lendo-api`` command: serve the API until SIGTERM or SIGINT."""
+"""The ``lendo-api`` command: serve the API until SIGTERM or SIGINT; ``copy-store`` moves data."""
 
+import argparse
 import asyncio
 import gc
 import logging
 import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvloop
 from aiohttp import web
 
 from lendo_api.app import create_app
+from lendo_api.copy_store import CopyMismatch, copy_store
 from lendo_api.settings import ApiSettings
 from lendo_api.workers import run_workers
 from lendo_runtime.logs import configure_logging, get_logger
@@ -19,10 +24,13 @@ log = get_logger()
 
 def main() -> None:
     """Run ``lendo-api``; invalid configuration exits 2 with one line naming the variable."""
+    arguments = _parser().parse_args()
     settings = load_settings(ApiSettings, "lendo-api")
     configure_logging(settings.log_level)
     # yoyo narrates each step of a migration; lendo_api.migrations logs one event instead.
     logging.getLogger("yoyo").setLevel(logging.WARNING)
+    if arguments.command == "copy-store":
+        raise SystemExit(_copy_store(settings.db_path, arguments.to, arguments.batch))
     if settings.api_workers > 1:
         raise SystemExit(run_workers(settings))
     # uvloop: the same asyncio code, with a faster event loop and transports.
@@ -50,6 +58,41 @@ async def serve(settings: ApiSettings) -> None:
     finally:
         await runner.cleanup()
     log.info("api_stopped")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lendo-api", description="Serve the API; configured by LENDO_* variables."
+    )
+    commands = parser.add_subparsers(dest="command")
+    copy = commands.add_parser(
+        "copy-store",
+        help="copy every application and idempotency key of the SQLite file LENDO_DB_PATH "
+        "into a PostgreSQL database; safe to run again, it finishes what a run left",
+    )
+    copy.add_argument("--to", required=True, type=_postgres_url, metavar="postgresql://...")
+    copy.add_argument("--batch", type=int, default=1000, help="rows per transaction")
+    return parser
+
+
+def _postgres_url(text: str) -> str:
+    if urlsplit(text).scheme not in ("postgresql", "postgres"):
+        raise argparse.ArgumentTypeError("not a postgresql:// URL")
+    return text
+
+
+def _copy_store(source: Path, target: str, batch: int) -> int:
+    """Copy, and exit 1 with one line if the target does not end up holding every row."""
+    try:
+        copied = copy_store(source, target, batch=batch)
+    except (CopyMismatch, FileNotFoundError) as error:
+        print(f"lendo-api copy-store: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"copied {copied.applications} applications and {copied.idempotency_keys} "
+        f"idempotency keys from {source}; the target holds every one"
+    )
+    return 0
 
 
 async def _signalled(*signals: signal.Signals) -> None:
