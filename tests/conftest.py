@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
 from lendo_banksim.config import SimConfig
-from lendo_banksim.testing import RunningBankSim, running_bank_sim
+from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
 from lendo_streams import StreamNames
 from tests.postgres_server import scratch_database, scratch_schema, server_url

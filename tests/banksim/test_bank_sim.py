@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from lendo_banksim.config import SimConfig
-from lendo_banksim.testing import RunningBankSim, running_bank_sim
+from lendo_banksim.server import RunningBankSim, running_bank_sim
 
 CLI = str(Path(sys.executable).with_name("lendo-bank-sim"))
 

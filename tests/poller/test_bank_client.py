@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 
-from lendo_banksim.testing import RunningBankSim
+from lendo_banksim.server import RunningBankSim
 from lendo_local.redis_server import free_port
 from lendo_poller.bank import BankClient, BankUnavailable, InvalidApplication, JobNotFound
 from lendo_streams import FinalStatus, SubmissionMessage

@@ -15,7 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from lendo_banksim.config import SimConfig
-from lendo_banksim.testing import running_bank_sim
+from lendo_banksim.server import running_bank_sim
 from lendo_streams import POLLER_GROUP, StreamNames, SubmissionMessage, encode, ensure_group
 
 POLLER = str(Path(sys.executable).with_name("lendo-poller"))

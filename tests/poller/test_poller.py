@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from lendo_banksim.config import SimConfig
-from lendo_banksim.testing import RunningBankSim, running_bank_sim
+from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis
 from lendo_poller.bank import BankClient
 from lendo_poller.poller import Poller

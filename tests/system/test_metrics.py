@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from lendo_api.app import create_app
 from lendo_api.metrics import ApiMetrics
 from lendo_api.settings import ApiSettings
-from lendo_banksim.testing import RunningBankSim
+from lendo_banksim.server import RunningBankSim
 from lendo_local.redis_server import free_port
 from lendo_poller.bank import BankClient
 from lendo_poller.metrics import PollerMetrics
