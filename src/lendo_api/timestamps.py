@@ -1,8 +1,12 @@
 """The one text form of a moment, shared by the store and the responses."""
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
+# A create formats its one moment for the row, the answer and the published mark:
+# cached, each is formatted once (docs/performance.md, "Tidy-up (issue 12)").
+@lru_cache(maxsize=1024)
 def timestamp_text(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds, always the same width: ``2025-03-14T09:26:53.000000Z``.
 

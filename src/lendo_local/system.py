@@ -37,6 +37,7 @@ _SCALED: tuple[tuple[type[BaseSettings], str, float], ...] = (
     (ApiSettings, "update_block", 0.1),
     (ApiSettings, "reconcile_interval", 0.5),
     (ApiSettings, "republish_after", 1.0),
+    (ApiSettings, "redis_check_interval", 0.1),
     (ApiSettings, "publish_timeout", 0.5),
     (ApiSettings, "redis_timeout", 1.0),
     (ApiSettings, "trim_interval", 0.5),

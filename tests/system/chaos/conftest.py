@@ -40,7 +40,7 @@ def pytest_terminal_summary(
 def _total(reports: list[Report]) -> str:
     applications = sum(report.applications for report in reports)
     return (
-        f"| **all** | {applications} | {sum(report.faults for report in reports)} | "
+        f"| **all** | {applications} | {sum(report.faults for report in reports)} | | "
         f"| {sum(r.requests_per_application * r.applications for r in reports) / applications:.2f} "
         f"| {sum(report.duplicates_at_bank for report in reports)} "
         f"| {sum(report.dead_letters for report in reports)} "

@@ -9,10 +9,12 @@ audits the API's store against the simulator's decisions.
 
 import asyncio
 import contextlib
+import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,9 @@ from lendo_local.processes import Service
 from lendo_local.redis_server import EmbeddedRedis
 from lendo_local.system import LocalSystem
 
-TIME_SCALE = 40
-"""Decisions in 0.125-0.5 s instead of 5-20 s, and every other timing to match."""
+TIME_SCALE = float(os.environ.get("LENDO_CHAOS_TIME_SCALE", "40"))
+"""Decisions in 0.125-0.5 s instead of 5-20 s, and every other timing to match; 1 runs the
+product's defaults in real time, to measure how soon each failure is over (docs/reliability.md)."""
 QUIET = {"LENDO_LOG_LEVEL": "WARNING", "LENDO_SIM_LOG_LEVEL": "WARNING"}
 
 SEED = 4242
@@ -44,17 +47,22 @@ class Report:
     dead_letters: int
     lost: int
     wrong: int
+    recovered_within: float
+    """The longest any application took to become final after it could have: after the
+    later of the bank's decision and the last fault before (a failed one: its creation)."""
 
     HEADER = (
         "| scenario | applications | kills / faults | time to all-final (s) "
-        "| bank requests per application | duplicates at the bank | dead letters "
-        "| lost | wrong |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| recovered within (s) | bank requests per application | duplicates at the bank "
+        "| dead letters | lost | wrong |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
 
     def row(self) -> str:
         return (
             f"| {self.scenario} | {self.applications} | {self.faults} "
-            f"| {self.seconds_to_final:.1f} | {self.requests_per_application:.2f} "
+            f"| {self.seconds_to_final:.1f} | {self.recovered_within:.1f} "
+            f"| {self.requests_per_application:.2f} "
             f"| {self.duplicates_at_bank} | {self.dead_letters} | {self.lost} | {self.wrong} |"
         )
 
@@ -70,6 +78,8 @@ class Cluster:
     api_env: dict[str, str] = field(default_factory=dict)
     redis_server: EmbeddedRedis | None = None
     """The Redis of :attr:`redis_url` when the cluster has its own, to restart it."""
+    faults: list[float] = field(default_factory=list)
+    """When (``time.time()``) the chaos broke something, or the cause of a fault ended."""
 
     def __post_init__(self) -> None:
         self.system = LocalSystem(
@@ -169,17 +179,17 @@ async def _get_json(http: aiohttp.ClientSession, url: str, **params: str) -> Any
         await asyncio.sleep(0.1)
 
 
-async def stored_statuses(http: aiohttp.ClientSession, api_url: str) -> dict[str, str]:
-    """Every application in the API's store, id to status, through the public listing."""
-    statuses: dict[str, str] = {}
+async def stored(http: aiohttp.ClientSession, api_url: str) -> dict[str, dict[str, Any]]:
+    """Every application in the API's store, by id, through the public listing."""
+    applications: dict[str, dict[str, Any]] = {}
     cursor: str | None = None
     while True:
         params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
         page = await _get_json(http, f"{api_url}/api/applications", **params)
-        statuses.update((item["id"], item["status"]) for item in page["items"])
+        applications.update((item["id"], item) for item in page["items"])
         cursor = page["next_cursor"]
         if cursor is None:
-            return statuses
+            return applications
 
 
 async def wait_until_none_pending(http: aiohttp.ClientSession, api_url: str) -> None:
@@ -215,8 +225,12 @@ async def run_scenario(
         async with asyncio.timeout(deadline):
             await wait_until_none_pending(http, cluster.api_url)
         seconds = time.monotonic() - started
-        stored = await stored_statuses(http, cluster.api_url)
+        kept = await stored(http, cluster.api_url)
         decisions: dict[str, str] = await _get_json(http, f"{cluster.bank_url}/_sim/decisions")
+        decided_at: dict[str, float] = await _get_json(
+            http, f"{cluster.bank_url}/_sim/decision_times"
+        )
+        refused: list[str] = await _get_json(http, f"{cluster.bank_url}/_sim/refused")
         requests: dict[str, int] = await _get_json(
             http, f"{cluster.bank_url}/_sim/requests_per_application"
         )
@@ -230,7 +244,10 @@ async def run_scenario(
             )
     finally:
         await redis.aclose()
-    assert set(stored) == created, "the store holds exactly the applications the clients created"
+    assert set(kept) == created, "the store holds exactly the applications the clients created"
+    statuses = {id: application["status"] for id, application in kept.items()}
+    # What the bank said: its decision, or that it refused the application as invalid.
+    expected = {**dict.fromkeys(refused, "failed"), **decisions}
     return Report(
         scenario=name,
         applications=len(created),
@@ -239,10 +256,32 @@ async def run_scenario(
         requests_per_application=sum(requests.get(id, 0) for id in created) / len(created),
         duplicates_at_bank=stats["duplicate_submissions"],
         dead_letters=dead_letters,
-        lost=sum(1 for id in created if stored.get(id) not in ("completed", "rejected")),
+        lost=sum(1 for id in created if statuses[id] not in FINAL),
         wrong=sum(
-            1
-            for id in created
-            if stored.get(id) in ("completed", "rejected") and stored[id] != decisions.get(id)
+            1 for id in created if statuses[id] in FINAL and statuses[id] != expected.get(id)
+        ),
+        recovered_within=max(
+            _lateness(kept[id], decided_at.get(id), cluster.faults) for id in created
         ),
     )
+
+
+FINAL = ("completed", "rejected", "failed")
+
+
+def _seconds(timestamp: str) -> float:
+    return datetime.fromisoformat(timestamp).timestamp()
+
+
+def _lateness(application: dict[str, Any], decided_at: float | None, faults: list[float]) -> float:
+    """Seconds from when ``application`` could have been final to when it was.
+
+    A failed one could not be final before it was created; a decided one, before the
+    bank's decision (unknown once the bank forgot it: its creation then) and the last
+    fault before it became final.
+    """
+    created, final = _seconds(application["created_at"]), _seconds(application["updated_at"])
+    if application["status"] == "failed":
+        return final - created
+    last_fault = max((fault for fault in faults if fault <= final), default=0.0)
+    return max(0.0, final - max(decided_at or created, last_fault))

@@ -1,4 +1,4 @@
-"""The six ways the chaos suite breaks a running system.
+"""The seven ways the chaos suite breaks a running system.
 
 Each chaos coroutine runs alongside the client load, breaks the cluster
 until the load is done (and at least a minimum number of times), leaves the
@@ -7,6 +7,7 @@ cluster running, and returns how many faults it caused.
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +47,7 @@ async def kill_the_poller(cluster: Cluster, load_done: asyncio.Event) -> int:
     async def kill_and_restart() -> None:
         await cluster.kill(poller)
         poller.start()
+        cluster.faults.append(time.time())
 
     return await _repeatedly(load_done, kill_and_restart, period=PERIOD, at_least=2)
 
@@ -61,6 +63,7 @@ async def kill_the_api(cluster: Cluster, load_done: asyncio.Event) -> int:
 
     async def kill() -> None:
         await cluster.kill(cluster.api)
+        cluster.faults.append(time.time())
 
     await _repeatedly(load_done, kill, period=PERIOD, at_least=2)
     # Once more after the last create, while the last updates are being applied.
@@ -86,6 +89,7 @@ async def lose_redis(cluster: Cluster, load_done: asyncio.Event) -> int:
         await asyncio.sleep(0.5)
         await asyncio.to_thread(server.stop)
         await asyncio.to_thread(server.start)
+        cluster.faults.append(time.time())
         for poller in cluster.poller:
             poller.signal(signal.SIGCONT)
 
@@ -99,6 +103,7 @@ async def reset_the_bank(cluster: Cluster, load_done: asyncio.Event) -> int:
         async def reset() -> None:
             async with http.post(f"{cluster.bank_url}/_sim/reset") as response:
                 assert response.status == 200
+            cluster.faults.append(time.time())
 
         return await _repeatedly(load_done, reset, period=PERIOD, at_least=2)
 
@@ -118,8 +123,20 @@ async def kill_one_of_two_pollers(cluster: Cluster, load_done: asyncio.Event) ->
     """Two pollers share the group; one is killed for good mid-run, the other takes over."""
     await asyncio.sleep(PERIOD)
     await cluster.kill(cluster.poller[0])
+    cluster.faults.append(time.time())
     await load_done.wait()
     return 1
+
+
+async def refusing_bank(cluster: Cluster, load_done: asyncio.Event) -> int:
+    """The bank refuses a fifth of the applications as invalid, at every submission."""
+    async with (
+        aiohttp.ClientSession() as http,
+        http.put(f"{cluster.bank_url}/_sim/faults", json={"refuse_rate": 0.2}) as response,
+    ):
+        assert response.status == 200
+    await load_done.wait()
+    return 0
 
 
 @dataclass(frozen=True)
@@ -145,4 +162,5 @@ SCENARIOS = (
     Scenario("4 bank restarted (forgets all)", reset_the_bank),
     Scenario("5 bank 5xx, slow, dropped, non-JSON", faulty_bank),
     Scenario("6 one of two pollers killed", kill_one_of_two_pollers, pollers=2),
+    Scenario("7 bank refuses a fifth as invalid", refusing_bank),
 )
