@@ -44,10 +44,13 @@ from lendo_local.system import LocalSystem, running_system
 TIME_SCALE = 100.0
 ENV = {
     "LENDO_LOG_LEVEL": "WARNING",
-    # Unscaled, as before the shared scale: scaled, an overloaded run republishes and re-claims.
+    # Unscaled as before the shared scale: scaled, overload republishes, re-claims and times out.
+    "LENDO_RECONCILE_INTERVAL": "5",
     "LENDO_REPUBLISH_AFTER": "120",
     "LENDO_CLAIM_IDLE": "60",
     "LENDO_CLAIM_INTERVAL": "10",
+    "LENDO_BANK_TIMEOUT": "5",
+    "LENDO_BANK_CONNECT_TIMEOUT": "2",
 }
 BODY = json.dumps({"first_name": "Ada", "last_name": "Lovelace"})
 CONNECTIONS = 64
