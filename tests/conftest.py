@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a real Redis, isolated per test by key prefix."""
+"""Fixtures every group of tests shares: a real Redis isolated per test by key prefix, a bank
+simulator, and the API in-process."""
 
 import os
 import uuid
@@ -15,11 +16,11 @@ from redis.asyncio import Redis
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
 from lendo_banksim.config import SimConfig
-from lendo_banksim.testing import RunningBankSim, running_bank_sim
+from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
-from lendo_local.system import LocalSystem
 from lendo_streams import StreamNames
-from product import TIME_SCALE, Processes, StartProcesses
+from tests.helpers import started_up
+from tests.postgres_server import scratch_database, scratch_schema, server_url
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -59,6 +60,30 @@ async def redis(redis_url: str, stream_prefix: str) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
+# --- PostgreSQL, isolated per test by database ---
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """``LENDO_TEST_DATABASE_URL``, else PostgreSQL on 5432, else one we start."""
+    with server_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A database of this session's own on the test server, dropped after."""
+    with scratch_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_database: str) -> Iterator[str]:
+    """A schema of this test's own in the session's database, as a URL; dropped after."""
+    with scratch_schema(postgres_database) as url:
+        yield url
+
+
 # --- bank simulator ---
 
 
@@ -80,45 +105,50 @@ def api_overrides() -> dict[str, Any]:
     return {}
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_stores`` run their API on SQLite, then on PostgreSQL."""
+    marked = metafunc.definition.get_closest_marker("both_stores") is not None
+    if marked and "api_store" in metafunc.fixturenames:
+        metafunc.parametrize("api_store", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def api_store(request: pytest.FixtureRequest) -> str:
+    """The API's store: SQLite, unless the test is marked ``both_stores``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
 @pytest.fixture
 def settings(
-    tmp_path: Path, redis_url: str, stream_prefix: str, api_overrides: dict[str, Any]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_url: str,
+    stream_prefix: str,
+    api_overrides: dict[str, Any],
+    api_store: str,
 ) -> ApiSettings:
-    """The API's settings: its own SQLite file and stream prefix, quick update reads."""
+    """The API's settings: its own database and stream prefix, quick update reads."""
+    database = (
+        {"database_url": request.getfixturevalue("database_url")}
+        if api_store == "postgresql"
+        else {}
+    )
     return ApiSettings(
         redis_url=redis_url,
         stream_prefix=stream_prefix,
         db_path=tmp_path / "api.sqlite3",
         update_block=0.02,
+        **database,
         **api_overrides,
     )
 
 
 @pytest.fixture
 async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> ApiClient:
-    """The API under test; it stops before the ``redis`` fixture removes the test's keys."""
-    return await aiohttp_client(create_app(settings))
+    """The API under test, once its startup work is done (so a test's own work is all it sees).
 
-
-# --- the product as separate processes ---
-
-
-@pytest.fixture
-def start_processes(tmp_path: Path, redis_url: str, stream_prefix: str) -> Iterator[StartProcesses]:
-    """Start the product's three processes; whatever a test leaves running is stopped after."""
-    started: list[Processes] = []
-
-    def start(env: dict[str, str], max_delay: float) -> Processes:
-        system = LocalSystem(
-            tmp_path,
-            redis_url,
-            time_scale=TIME_SCALE,
-            env={"LENDO_STREAM_PREFIX": stream_prefix, **env},
-        )
-        processes = Processes(system, max_delay)
-        started.append(processes)
-        return processes.start()
-
-    yield start
-    for processes in started:
-        processes.system.stop()
+    It stops before the ``redis`` fixture removes the test's keys.
+    """
+    started = await aiohttp_client(create_app(settings))
+    await started_up(started.app)
+    return started

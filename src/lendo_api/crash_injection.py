@@ -1,4 +1,4 @@
-"""A crash on purpose, for the chaos tests (tests/chaos), off unless configured.
+"""A crash on purpose, for the chaos tests (tests/system/chaos), off unless configured.
 
 The one crash a test cannot time from outside is the one between committing
 an application and publishing it: the window is a few hundred microseconds.

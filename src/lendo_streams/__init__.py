@@ -5,7 +5,7 @@ helpers, trimming and dead letters live here, so both processes speak
 exactly the same language.
 """
 
-from lendo_streams.groups import Entry, autoclaim, ensure_group, is_nogroup, read_group, touch
+from lendo_streams.groups import Entry, autoclaim, ensure_group, read_group, touch
 from lendo_streams.messages import (
     FinalStatus,
     MalformedEntry,
@@ -29,7 +29,6 @@ __all__ = [
     "decode",
     "encode",
     "ensure_group",
-    "is_nogroup",
     "read_group",
     "touch",
 ]

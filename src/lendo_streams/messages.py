@@ -7,15 +7,17 @@ and an entry that does not parse is a :class:`MalformedEntry`, never a crash.
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from redis.typing import EncodableT, FieldT
 
 DATA_FIELD = b"data"
 
-FinalStatus = Literal["completed", "rejected"]
+FinalStatus = Literal["completed", "rejected", "failed"]
+"""completed and rejected are the bank's decisions; failed, that the bank kept refusing the
+application itself as invalid (an integration fault, not a decision)."""
 
 
 class _Message(BaseModel):
@@ -32,12 +34,20 @@ class SubmissionMessage(_Message):
 
 
 class UpdateMessage(_Message):
-    """The bank's final word on one application."""
+    """The final word on one application: the bank's decision, or why it never came."""
 
     id: UUID
     status: FinalStatus
     decided_at: datetime
     request_id: str | None = None
+    failure_reason: str | None = None
+    """Why the application failed (the bank's refusal); only, and always, with ``failed``."""
+
+    @model_validator(mode="after")
+    def _reason_with_failure_only(self) -> Self:
+        if (self.status == "failed") != (self.failure_reason is not None):
+            raise ValueError("failure_reason goes with status failed, and only with it")
+        return self
 
 
 class MalformedEntry(ValueError):
