@@ -1,6 +1,6 @@
 """Benchmark 4's budget: the CPU one bank request costs the poller and the simulator.
 
-``python -m benchmarks.bank_cost [--requests 20000] [--concurrency 64]``
+``python -m benchmarks.b4a_bank_cost [--requests 20000] [--concurrency 64]``
 starts the hello-world server and the simulator (deciding after 600 s, so
 every poll answers "pending", as almost all polls do), and from this process,
 on uvloop as the poller is, sends ``requests`` of each kind, ``concurrency``
@@ -33,9 +33,10 @@ from dataclasses import dataclass
 import aiohttp
 import uvloop
 
-from benchmarks.report import table, write_section
-from benchmarks.system import cpu_seconds, running_system
+from benchmarks.support.baseline import cpu_seconds, hello_world
+from benchmarks.support.report import table, write_section
 from lendo_banksim.config import SimConfig
+from lendo_local.system import running_system
 from lendo_poller.bank import BankClient
 from lendo_poller.metrics import PollerMetrics
 from lendo_poller.settings import PollerSettings
@@ -64,13 +65,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000, help="requests of each kind")
     parser.add_argument("--concurrency", type=int, default=64, help="requests at once")
     args = parser.parse_args()
-    with running_system() as system:
-        hello_url, hello_pid = system.hello()
-        bank_url = system.bank_sim("--min-delay", WINDOW, "--max-delay", WINDOW)
+    with running_system() as system, hello_world(system.workdir) as hello:
+        bank_url = system.bank_sim("--min-delay", WINDOW, "--max-delay", WINDOW).base_url
         costs = uvloop.run(
             _measure(
-                hello_url,
-                hello_pid,
+                hello.url,
+                hello.pid,
                 bank_url,
                 system.pid("lendo-bank-sim"),
                 args.requests,
@@ -104,7 +104,7 @@ def main() -> None:
         f"**{cores * 1e6 / app_us:,.0f} applications/s**, before the API's create, Redis "
         "and the update consumer take their share.\n"
     )
-    write_section("bank_cost", "4a. What a bank request costs", body)
+    write_section("b4a_bank_cost", "4a. What a bank request costs", body)
 
 
 def requests_per_application(poller: PollerSettings, bank: SimConfig) -> float:

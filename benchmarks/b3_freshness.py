@@ -1,7 +1,7 @@
 """Benchmark 3: how soon after the bank decides our stored status follows, and at what cost.
 
-``python -m benchmarks.freshness [--scale 1] [--applications 2000] [--rate 50]`` runs
-Redis, the simulator (decisions 5–20 s after submission, times ``scale``),
+``python -m benchmarks.b3_freshness [--scale 1] [--applications 2000] [--rate 50]``
+runs Redis, the simulator (decisions 5–20 s after submission, times ``scale``),
 the API and, for each schedule in turn, a fresh poller with that schedule
 (times ``scale``). Applications arrive at a steady ``rate`` per second. Real
 time is the default: the target is within a few milliseconds of what a 1 s
@@ -24,15 +24,15 @@ from typing import Any
 
 import redis
 
-from benchmarks.clients import (
+from benchmarks.support.clients import (
     create_applications,
     percentile,
     sim_control,
     stored_at,
     wait_until_final,
 )
-from benchmarks.report import table, verdict, write_section
-from benchmarks.system import System, running_system
+from benchmarks.support.report import table, verdict, write_section
+from lendo_local.system import LocalSystem, running_system
 from lendo_poller.settings import PollerSettings
 from lendo_streams import StreamNames, UpdateMessage, decode
 
@@ -59,12 +59,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="applications created per second")
     args = parser.parse_args()
     rows = []
-    with running_system() as system:
-        bank = system.bank_sim(
-            "--min-delay", str(5 * args.scale), "--max-delay", str(20 * args.scale)
-        )
+    # The simulator's window and every timing but the schedule measured, 1/scale times faster.
+    with running_system(time_scale=1 / args.scale) as system:
+        bank = system.bank_sim().base_url
         # The updates stream is read back for when the poller saw each decision: not trimmed.
-        api = system.api({"LENDO_TRIM_INTERVAL": "3600"})
+        api = system.api({"LENDO_TRIM_INTERVAL": "3600"}).base_url
         for number, schedule in enumerate(SCHEDULES):
             rows.append(_measure(system, api, bank, schedule, args, number))
     chosen = rows[SCHEDULES.index(CHOSEN)]
@@ -90,11 +89,11 @@ def main() -> None:
         f"{chosen['requests']:.2f} requests/app (target ≤ 9: {verdict(chosen['requests'] <= 9)}), "
         f"staleness p99 {chosen['p99']:.2f} s (target ≤ 1.0 s: {verdict(chosen['p99'] <= 1.0)}).\n"
     )
-    write_section("freshness", "3. Freshness and cost of polling", body)
+    write_section("b3_freshness", "3. Freshness and cost of polling", body)
 
 
 def _measure(
-    system: System,
+    system: LocalSystem,
     api: str,
     bank: str,
     schedule: tuple[float, float],
@@ -106,7 +105,6 @@ def _measure(
     poller = system.poller(
         f"freshness-{number}",
         {
-            "LENDO_BANK_URL": bank,
             "LENDO_FIRST_POLL_DELAY": str(first * scale),
             "LENDO_POLL_INTERVAL": str(interval * scale),
             "LENDO_READ_BLOCK": "0.1",

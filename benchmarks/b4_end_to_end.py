@@ -1,11 +1,12 @@
 """Benchmarks 4 and 5: applications per second from create to final status, 1 and 2 pollers.
 
-``python -m benchmarks.end_to_end [--seconds 20] [--rates 250,500,1000]`` runs
-Redis, the simulator (decisions in 50–200 ms: the 5–20 s window a hundred
-times faster), the API and the pollers (schedule a hundred times faster too),
-all on this machine. For each rate in turn, with a fresh system, wrk offers
-creates at that fixed rate for ``seconds``; the database is sampled after a
-warm-up for how many became final and how the pending backlog moved. wrk's
+``python -m benchmarks.b4_end_to_end [--seconds 20] [--rates 250,500,1000]``
+runs Redis, the simulator, the API and the pollers on this machine, every
+timing a hundred times faster (:func:`lendo_local.system.scaled_timings`:
+decisions in 50–200 ms, polls every ~10 ms). For each rate in turn, with a
+fresh system, wrk offers creates at that fixed rate for ``seconds``; the
+database is sampled after a warm-up for how many became final and how the
+pending backlog moved. wrk's
 load is closed (each connection waits for its answer, then a fixed pause),
 so the rate created is a little below the rate offered, and falls when the
 API slows: the created rate is the one reported. A rate is sustained when as
@@ -21,7 +22,7 @@ less CPU) per application than the schedule does, at the cost of freshness.
 Staleness, the delay from the bank's decision (the simulator's
 ``/_sim/decision_times``) to the API's stored final status, of the
 applications finished in the window, shows that cost: the schedule keeps it
-within one poll interval (10 ms) plus the pipeline's few milliseconds.
+within one poll interval (~10 ms) plus the pipeline's few milliseconds.
 """
 
 import argparse
@@ -33,19 +34,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.clients import percentile, sim_control, stored_at
-from benchmarks.load import Load, paced, post_json, require_wrk, run_wrk
-from benchmarks.profiles import Profile
-from benchmarks.report import table, verdict, write_section
-from benchmarks.system import System, cpu_seconds, running_system
+from benchmarks.support.baseline import cpu_seconds
+from benchmarks.support.clients import percentile, sim_control, stored_at
+from benchmarks.support.load import Load, paced, post_json, require_wrk, run_wrk
+from benchmarks.support.profiles import Profile
+from benchmarks.support.report import table, verdict, write_section
+from lendo_local.system import LocalSystem, running_system
 
-SCALED = {
-    "LENDO_FIRST_POLL_DELAY": "0.06",
-    "LENDO_POLL_INTERVAL": "0.01",
-    "LENDO_RETRY_INITIAL": "0.01",
-    "LENDO_RETRY_MAX": "0.3",
-    "LENDO_READ_BLOCK": "0.1",
-    "LENDO_UPDATE_BLOCK": "0.1",
+TIME_SCALE = 100.0
+ENV = {
+    "LENDO_LOG_LEVEL": "WARNING",
+    # Unscaled as before the shared scale: scaled, overload republishes, re-claims and times out.
+    "LENDO_RECONCILE_INTERVAL": "5",
+    "LENDO_REPUBLISH_AFTER": "120",
+    "LENDO_CLAIM_IDLE": "60",
+    "LENDO_CLAIM_INTERVAL": "10",
+    "LENDO_BANK_TIMEOUT": "5",
+    "LENDO_BANK_CONNECT_TIMEOUT": "2",
 }
 BODY = json.dumps({"first_name": "Ada", "last_name": "Lovelace"})
 CONNECTIONS = 64
@@ -80,8 +85,9 @@ def main() -> None:
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
     require_wrk()
+    # As in production, INFO logs and real-time timings: the API alone, at full speed.
     with running_system() as system:
-        api = system.api()
+        api = system.api().base_url
         baseline = run_wrk(f"{api}/api/applications", script=post_json(BODY), seconds=5)
     results: dict[int, list[Run]] = {}
     profiles: dict[str, str] = {}
@@ -126,7 +132,7 @@ def main() -> None:
         "simulator served in the window per application finished in it (the schedule's "
         "is ~9; fewer means polls came late); staleness = the bank's decision to our "
         "stored status for the applications finished in the window (the schedule keeps it "
-        "within its 10 ms interval plus the pipeline's few ms). Target: ≥ 1,000 "
+        "within its ~10 ms interval plus the pipeline's few ms). Target: ≥ 1,000 "
         "applications/s reaching final status, with no growth of the pending backlog.\n\n"
         + table(
             [
@@ -149,7 +155,7 @@ def main() -> None:
         "samples with the function on the stack):\n\n"
         + "".join(f"- {name}: {summary}\n" for name, summary in profiles.items())
     )
-    write_section("end_to_end", "4–5. End to end, 1 and 2 pollers", body)
+    write_section("b4_end_to_end", "4–5. End to end, 1 and 2 pollers", body)
 
 
 def _best(runs: list[Run]) -> float:
@@ -158,15 +164,11 @@ def _best(runs: list[Run]) -> float:
 
 
 def _run(pollers: int, rate: float, seconds: float, *, profile: bool) -> tuple[Run, dict[str, str]]:
-    with running_system() as system:
-        bank = system.bank_sim(
-            "--min-delay", "0.05", "--max-delay", "0.2", "--log-level", "WARNING"
-        )
-        api = system.api({"LENDO_LOG_LEVEL": "WARNING"})
+    with running_system(time_scale=TIME_SCALE, env=ENV) as system:
+        bank = system.bank_sim("--log-level", "WARNING").base_url
+        api = system.api().base_url
         for number in range(pollers):
-            system.poller(
-                f"e2e-{number}", {"LENDO_BANK_URL": bank, "LENDO_LOG_LEVEL": "WARNING", **SCALED}
-            )
+            system.poller(f"e2e-{number}")
         script = paced(post_json(BODY), per_second=rate, connections=CONNECTIONS)
         with ThreadPoolExecutor(1) as pool:
             load = pool.submit(
@@ -216,7 +218,7 @@ def _run(pollers: int, rate: float, seconds: float, *, profile: bool) -> tuple[R
     return run, summaries
 
 
-def _pids(system: System) -> dict[str, int]:
+def _pids(system: LocalSystem) -> dict[str, int]:
     """The processes sharing the machine: one of each (the first poller), and Redis."""
     pids = {s.name: s.process.pid for s in reversed(system.services) if s.process is not None}
     redis = _redis_pid()

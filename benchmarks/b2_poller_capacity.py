@@ -1,7 +1,7 @@
 """Benchmark 2: how many pending applications one poller process holds, at what memory and lag.
 
-``python -m benchmarks.poller_capacity [--actors 50000] [--hold 10]`` runs
-Redis, the simulator with a 20-minute decision window (nothing is decided
+``python -m benchmarks.b2_poller_capacity [--actors 50000] [--hold 10]``
+runs Redis, the simulator with a 20-minute decision window (nothing is decided
 during the run) and one ``lendo-poller``. It measures the poller idle (the
 baseline), then adds ``actors`` submissions to the stream at once and waits
 until the poller has submitted each to the bank (its actors then sleep until
@@ -25,10 +25,9 @@ from pathlib import Path
 
 import redis
 
-from benchmarks.report import table, verdict, write_section
-from benchmarks.system import running_system
+from benchmarks.support.report import table, verdict, write_section
 from lendo_local.processes import wait_for_http
-from lendo_local.redis_server import free_port
+from lendo_local.system import running_system
 from lendo_streams import StreamNames, SubmissionMessage, encode
 
 WINDOW = "1200"
@@ -45,20 +44,17 @@ def main() -> None:
     parser.add_argument("--hold", type=float, default=10.0, help="seconds to hold them")
     args = parser.parse_args()
     with running_system() as system:
-        bank = system.bank_sim("--min-delay", WINDOW, "--max-delay", WINDOW)
-        port = free_port()
+        system.bank_sim("--min-delay", WINDOW, "--max-delay", WINDOW)
         service = system.poller(
             "capacity",
             {
-                "LENDO_BANK_URL": bank,
-                "LENDO_METRICS_PORT": str(port),
                 "LENDO_MAX_IN_FLIGHT": str(args.actors),
                 "LENDO_FIRST_POLL_DELAY": WINDOW,
                 "LENDO_LOG_LEVEL": "WARNING",
             },
         )
-        metrics_url = f"http://127.0.0.1:{port}/metrics"
-        wait_for_http(f"http://127.0.0.1:{port}/readyz", service=service)
+        metrics_url = f"{service.base_url}/metrics"
+        wait_for_http(f"{service.base_url}/readyz", service=service)
         pid = system.pid("lendo-poller")
         time.sleep(2)
         idle_mb = _rss_mb(pid)
@@ -117,7 +113,7 @@ def main() -> None:
         + f"\nTarget: ≥ 50,000 in flight, RSS < {RSS_LIMIT_MB:g} MB, no stall over "
         f"{STALL_LIMIT * 1000:g} ms: {verdict(met)}.\n"
     )
-    write_section("poller_capacity", "2. Poller capacity", body)
+    write_section("b2_poller_capacity", "2. Poller capacity", body)
 
 
 def _submit(redis_url: str, count: int) -> None:

@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "performance.md"
 
 _HEADER = """# Performance
 

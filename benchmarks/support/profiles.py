@@ -11,7 +11,7 @@ class Profile:
 
     def __init__(self, pid: int, seconds: float, output: Path) -> None:
         self._output = output
-        spy = shutil.which("py-spy") or str(Path(__file__).parent.parent / ".venv/bin/py-spy")
+        spy = shutil.which("py-spy") or str(Path(__file__).parents[2] / ".venv/bin/py-spy")
         self._process: subprocess.Popen[bytes] | None = None
         if Path(spy).exists():
             self._process = subprocess.Popen(

@@ -1,6 +1,6 @@
 """Benchmark 1: the API's create, get and list at 64 connections, beside hello-world.
 
-``python -m benchmarks.api [--seconds 10]`` starts Redis, the API (with its
+``python -m benchmarks.b1_api [--seconds 10]`` starts Redis, the API (with its
 production defaults: INFO logs, an update consumer and reconciler running)
 and the hello-world baseline, each in its own process, and loads each with
 wrk from another. Creates go through the whole outbox path: SQLite commit,
@@ -18,9 +18,10 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from benchmarks.load import Load, get_paths, post_json, require_wrk, run_wrk
-from benchmarks.report import table, verdict, write_section
-from benchmarks.system import cpu_seconds, running_system
+from benchmarks.support.baseline import cpu_seconds, hello_world
+from benchmarks.support.load import Load, get_paths, post_json, require_wrk, run_wrk
+from benchmarks.support.report import table, verdict, write_section
+from lendo_local.system import running_system
 
 CONNECTIONS = 64
 BODY = json.dumps({"first_name": "Ada", "last_name": "Lovelace"})
@@ -46,14 +47,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each load")
     seconds = parser.parse_args().seconds
     require_wrk()
-    with running_system() as system:
-        hello, hello_pid = system.hello()
-        hello_asyncio, hello_asyncio_pid = system.hello("--asyncio")
-        api = system.api()
+    with (
+        running_system() as system,
+        hello_world(system.workdir) as hello,
+        hello_world(system.workdir, "--asyncio") as hello_asyncio,
+    ):
+        api = system.api().base_url
         api_pid = system.pid("lendo-api")
-        baseline_get = _measure(hello_pid, f"{hello}/", seconds=seconds)
-        asyncio_get = _measure(hello_asyncio_pid, f"{hello_asyncio}/", seconds=seconds)
-        baseline_post = _measure(hello_pid, f"{hello}/", script=post_json(BODY), seconds=seconds)
+        baseline_get = _measure(hello.pid, f"{hello.url}/", seconds=seconds)
+        asyncio_get = _measure(hello_asyncio.pid, f"{hello_asyncio.url}/", seconds=seconds)
+        baseline_post = _measure(
+            hello.pid, f"{hello.url}/", script=post_json(BODY), seconds=seconds
+        )
         create = _measure(
             api_pid, f"{api}/api/applications", script=post_json(BODY), seconds=seconds
         )
@@ -99,7 +104,7 @@ def main() -> None:
             rows,
         )
     )
-    write_section("api", "1. API throughput and latency", body)
+    write_section("b1_api", "1. API throughput and latency", body)
 
 
 def _row(

@@ -1,6 +1,6 @@
 """The baseline server: a hello-world aiohttp JSON endpoint, nothing else.
 
-Run as its own process (``python -m benchmarks.hello PORT``) and loaded the
+Run as its own process (``python -m benchmarks.support.hello PORT``) and loaded the
 same way as the API, it shows what this machine, this Python and aiohttp can
 serve at best; the API's figures are given as a share of its figures. It runs
 on uvloop, as the API does, so that the ratio compares the code and not the
