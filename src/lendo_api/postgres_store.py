@@ -253,6 +253,16 @@ class PostgresStore:
                 list(ids),
             )
 
+    async def mark_unpublished(self, ids: Sequence[UUID]) -> None:
+        if not ids:
+            return
+        async with self._connection() as connection:
+            await connection.execute(
+                "UPDATE applications SET published_at = NULL"
+                " WHERE id = ANY($1::uuid[]) AND status = 'pending'",
+                list(ids),
+            )
+
     async def requeue_failed(self, ids: Sequence[UUID] | None) -> list[UUID]:
         async with self._connection() as connection:
             rows = await connection.fetch(

@@ -249,6 +249,19 @@ class SqliteStore:
 
         await self._write(mark)
 
+    async def mark_unpublished(self, ids: Sequence[UUID]) -> None:
+        if not ids:
+            return
+
+        async def mark() -> None:
+            await self._db.execute(
+                "UPDATE applications SET published_at = NULL"
+                " WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'pending'",
+                (json.dumps([str(id) for id in ids]),),
+            )
+
+        await self._write(mark)
+
     async def requeue_failed(self, ids: Sequence[UUID] | None) -> list[UUID]:
         chosen = None if ids is None else json.dumps([str(id) for id in ids])
 

@@ -176,6 +176,10 @@ class ApplicationStore(Protocol):
         """Record that the submission stream accepted these applications just now."""
         ...
 
+    async def mark_unpublished(self, ids: Sequence[UUID]) -> None:
+        """Forget that these pending applications were published: the next sweep publishes them."""
+        ...
+
     async def requeue_failed(self, ids: Sequence[UUID] | None) -> list[UUID]:
         """Put failed applications (these, or every one if ``ids`` is None) back to pending.
 

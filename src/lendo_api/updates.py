@@ -21,6 +21,7 @@ from lendo_streams import (
     read_group,
 )
 from lendo_streams.dead_letters import queue_dead_letters
+from lendo_streams.messages import application_id
 from lendo_streams.trimming import trim_acknowledged
 
 FIRST_RETRY = 0.1
@@ -182,6 +183,10 @@ class UpdateConsumer:
                 )
         outcome = await self._store.apply_updates(changes)
         if malformed:
+            # Asked of the bank again at the next sweep, not after republish_after: the
+            # update is lost, the decision is not.
+            named = [found for entry, _ in malformed if (found := application_id(entry.fields))]
+            await self._store.mark_unpublished(named)
             await self._dead_letter(malformed)
         await self._redis.xack(self._streams.updates, API_GROUP, *(entry.id for entry in entries))
         self.stats.applied += outcome.applied

@@ -5,6 +5,7 @@ field keeps the encoding trivial to evolve: the pydantic model is the schema,
 and an entry that does not parse is a :class:`MalformedEntry`, never a crash.
 """
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal, Self, TypeVar
@@ -60,6 +61,15 @@ M = TypeVar("M", bound=_Message)
 def encode(message: _Message) -> dict[FieldT, EncodableT]:
     """Render a message as the fields of a stream entry."""
     return {DATA_FIELD: message.model_dump_json().encode()}
+
+
+def application_id(fields: Mapping[bytes, bytes]) -> UUID | None:
+    """The application id a malformed entry still names, if it names one."""
+    try:
+        found = json.loads(fields.get(DATA_FIELD, b"")).get("id")
+        return UUID(found) if isinstance(found, str) else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def decode(model: type[M], fields: Mapping[bytes, bytes]) -> M:

@@ -367,3 +367,19 @@ async def test_when_redis_loses_its_data_every_pending_application_is_published_
     again = await submissions(redis, streams.applications)
     assert [message.id for message in again] == [uuid.UUID(pending["id"])]
     assert await redis.exists(streams.generation)
+
+
+async def test_a_malformed_update_naming_a_pending_application_has_it_asked_again_at_once(
+    client: Client, redis: Redis, streams: StreamNames
+) -> None:
+    created = await create(client)
+    garbled = {"id": created["id"], "status": "granted", "decided_at": "2026-01-01T00:00Z"}
+    last: Any = await redis.xadd(streams.updates, {b"data": json.dumps(garbled)})
+    await eventually(acknowledged(redis, streams, last))
+
+    # Its published mark is forgotten: the next sweep hands it to the bank again,
+    # without waiting republish_after (an hour here).
+    assert await client.app[RECONCILER].sweep() == 1
+    published = [message.id for message in await submissions(redis, streams.applications)]
+    assert published == [uuid.UUID(created["id"])] * 2
+    assert (await fetch(client, created["id"]))["status"] == "pending"
