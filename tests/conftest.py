@@ -19,6 +19,7 @@ from lendo_banksim.config import SimConfig
 from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
 from lendo_streams import StreamNames
+from tests.helpers import started_up
 from tests.postgres_server import scratch_database, scratch_schema, server_url
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -144,5 +145,10 @@ def settings(
 
 @pytest.fixture
 async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> ApiClient:
-    """The API under test; it stops before the ``redis`` fixture removes the test's keys."""
-    return await aiohttp_client(create_app(settings))
+    """The API under test, once its startup work is done (so a test's own work is all it sees).
+
+    It stops before the ``redis`` fixture removes the test's keys.
+    """
+    started = await aiohttp_client(create_app(settings))
+    await started_up(started.app)
+    return started

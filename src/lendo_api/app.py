@@ -12,6 +12,7 @@ from lendo_api.app_keys import (
     METRICS,
     RECONCILER,
     REDIS,
+    REDIS_LOSS_WATCH,
     SETTINGS,
     STORE,
     UPDATES_TASK,
@@ -25,6 +26,7 @@ from lendo_api.pool_metrics import pool_snapshot
 from lendo_api.postgres_store import PostgresStore
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
+from lendo_api.redis_loss import RedisGeneration, RedisLossWatch
 from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
 from lendo_api.stores import open_store
@@ -97,15 +99,23 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         batch=settings.update_batch,
         block=settings.update_block,
         trim_interval=settings.trim_interval,
+        dead_letter_maxlen=settings.dead_letter_maxlen,
         claim_idle=settings.update_claim_idle,
     )
-    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler)
+    app[REDIS_LOSS_WATCH] = loss_watch = RedisLossWatch(
+        RedisGeneration(redis, settings.streams.generation),
+        reconciler,
+        interval=settings.redis_check_interval,
+    )
+    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler, loss_watch)
     app[UPDATES_TASK] = asyncio.create_task(consumer.run(), name="lendo-api-updates")
     tasks = [
         app[UPDATES_TASK],
         asyncio.create_task(reconciler.run(), name="lendo-api-reconciler"),
+        asyncio.create_task(loss_watch.run(), name="lendo-api-redis-loss"),
     ]
     yield
     consumer.stop()
     reconciler.stop()
+    loss_watch.stop()
     await asyncio.gather(*tasks)

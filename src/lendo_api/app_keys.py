@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from lendo_api.applications import Applications
     from lendo_api.metrics import ApiMetrics
     from lendo_api.reconciler import Reconciler
+    from lendo_api.redis_loss import RedisLossWatch
     from lendo_api.settings import ApiSettings
     from lendo_api.store import ApplicationStore
 
@@ -21,6 +22,7 @@ STORE: "web.AppKey[ApplicationStore]" = web.AppKey("store")
 REDIS: "web.AppKey[Redis]" = web.AppKey("redis")
 APPLICATIONS: "web.AppKey[Applications]" = web.AppKey("applications")
 RECONCILER: "web.AppKey[Reconciler]" = web.AppKey("reconciler")
+REDIS_LOSS_WATCH: "web.AppKey[RedisLossWatch]" = web.AppKey("redis_loss_watch")
 METRICS: "web.AppKey[ApiMetrics]" = web.AppKey("metrics")
 UPDATES_TASK: "web.AppKey[asyncio.Task[None]]" = web.AppKey("updates_task")
 """The running update consumer; the API is not ready without it."""

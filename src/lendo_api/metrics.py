@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from lendo_api.applications import Applications
 from lendo_api.reconciler import Reconciler
+from lendo_api.redis_loss import RedisLossWatch
 from lendo_api.store import ApplicationStore, Status
 from lendo_api.updates import UpdateConsumer
 from lendo_runtime.logs import get_logger
@@ -69,7 +70,11 @@ class ApiMetrics:
         )
 
     def watch(
-        self, applications: Applications, updates: UpdateConsumer, reconciler: Reconciler
+        self,
+        applications: Applications,
+        updates: UpdateConsumer,
+        reconciler: Reconciler,
+        loss_watch: RedisLossWatch,
     ) -> None:
         """Expose the domain objects' own counters; called once they exist."""
 
@@ -117,6 +122,13 @@ class ApiMetrics:
             )
             rounds.add_metric([], reconciler.rounds)
             yield rounds
+            losses = CounterMetricFamily(
+                "lendo_api_redis_data_losses",
+                "Times this process found Redis had lost its data (the generation key gone) "
+                "and published every pending application again.",
+            )
+            losses.add_metric([], loss_watch.losses)
+            yield losses
 
         self.registry.register(Snapshot(read))
 

@@ -99,6 +99,11 @@ class ApiSettings(RedisSettings):
         default=120.0,
         description="A pending application with no progress for this long is published again.",
     )
+    redis_check_interval: PositiveFloat = Field(
+        default=1.0,
+        description="How often the API looks whether Redis lost its data (its generation key "
+        "is gone); on a loss every pending application is published again at once.",
+    )
     publish_timeout: PositiveFloat = Field(
         default=1.0,
         description="Longest wait for Redis while creating an application; after it the "

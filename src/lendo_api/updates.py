@@ -67,6 +67,7 @@ class UpdateConsumer:
         batch: int,
         block: float,
         trim_interval: float,
+        dead_letter_maxlen: int,
         claim_idle: float,
     ) -> None:
         self._redis = redis
@@ -77,6 +78,7 @@ class UpdateConsumer:
         # XREADGROUP BLOCK 0 would wait forever, so round up to at least 1 ms.
         self._block_ms = max(1, round(block * 1000))
         self._trim_interval = trim_interval
+        self._dead_letter_maxlen = dead_letter_maxlen
         self._next_trim = 0.0
         # A live consumer acknowledges within moments, or re-reads its own entries on retry.
         self._claim_idle_ms = max(1, round(claim_idle * 1000))
@@ -198,5 +200,11 @@ class UpdateConsumer:
         for entry, reason in malformed:
             log.warning("update_dead_lettered", entry_id=entry.id.decode(), reason=reason)
         async with self._redis.pipeline(transaction=False) as pipe:
-            queue_dead_letters(pipe, self._streams, self._streams.updates, malformed)
+            queue_dead_letters(
+                pipe,
+                self._streams,
+                self._streams.updates,
+                malformed,
+                maxlen=self._dead_letter_maxlen,
+            )
             await pipe.execute()

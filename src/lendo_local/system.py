@@ -31,6 +31,8 @@ _SCALED: tuple[tuple[type[BaseSettings], str, float], ...] = (
     (PollerSettings, "bank_connect_timeout", 0.3),
     (PollerSettings, "claim_idle", 2.0),
     (PollerSettings, "claim_interval", 0.5),
+    (PollerSettings, "heartbeat_interval", 0.2),
+    (PollerSettings, "heartbeat_ttl", 1.0),
     (PollerSettings, "shutdown_grace", 1.0),
     (ApiSettings, "update_block", 0.1),
     (ApiSettings, "reconcile_interval", 0.5),

@@ -1,8 +1,8 @@
 """The only ways a submission entry leaves the pending list.
 
 An entry is acknowledged in the same MULTI/EXEC transaction as the entry that
-says what became of it: the update for a decided application, the dead letter
-for one that cannot be processed. Redis runs a transaction all or nothing, so
+says what became of it: the update for a decided or failed application, the
+dead letter for an entry that cannot be processed. Redis runs a transaction all or nothing, so
 an ack never happens without its record, even if the process dies mid-call.
 Every write is retried until it succeeds or is cancelled: a result that could
 not be written yet is only delayed, never dropped.
@@ -42,6 +42,8 @@ class AckStats:
     finished: int = 0
     completed: int = 0
     rejected: int = 0
+    failed: int = 0
+    """Applications the bank kept refusing as invalid, published as ``failed``."""
     dead_lettered: int = 0
     duplicates: int = 0
     write_retries: int = 0
@@ -55,13 +57,14 @@ class Acker:
     def __init__(self, redis: "Redis", settings: PollerSettings) -> None:
         self._redis = redis
         self._streams = settings.streams
+        self._dead_letter_maxlen = settings.dead_letter_maxlen
         self._backoff = settings.backoff
         self._log = get_logger()
         self.stats = AckStats()
         self._finishes: Batcher[tuple[bytes, UpdateMessage], None] = Batcher(self._finish_batch)
 
     async def finish(self, entry_id: bytes, update: UpdateMessage) -> None:
-        """Publish the bank's final status and acknowledge the submission entry."""
+        """Publish the final status (decided or failed) and acknowledge the submission entry."""
         await self._finishes.submit([(entry_id, update)])
 
     async def drain(self, deadline: float) -> None:
@@ -78,7 +81,13 @@ class Acker:
         """Move entries that cannot be processed, as they were, to the dead-letter stream."""
 
         def queue(pipe: Pipeline) -> None:
-            queue_dead_letters(pipe, self._streams, self._streams.applications, rejects)
+            queue_dead_letters(
+                pipe,
+                self._streams,
+                self._streams.applications,
+                rejects,
+                maxlen=self._dead_letter_maxlen,
+            )
             pipe.xack(self._streams.applications, POLLER_GROUP, *(entry.id for entry, _ in rejects))
 
         await self._commit(queue)
@@ -108,6 +117,15 @@ class Acker:
         self.stats.update_transactions += 1
         self.stats.finished += len(finishes)
         for _, update in finishes:
+            if update.status == "failed":
+                self.stats.failed += 1
+                self._log.warning(
+                    "application_failed",
+                    application_id=str(update.id),
+                    request_id=update.request_id,
+                    failure_reason=update.failure_reason,
+                )
+                continue
             if update.status == "completed":
                 self.stats.completed += 1
             else:

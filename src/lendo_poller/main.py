@@ -82,6 +82,7 @@ async def _summarize(poller: Poller, bank: BankClient, interval: float) -> None:
             "poller_summary",
             in_flight=poller.in_flight,
             finished=poller.stats.finished,
+            failed=poller.stats.failed,
             dead_lettered=poller.stats.dead_lettered,
             duplicates=poller.stats.duplicates,
             redis_write_retries=poller.stats.write_retries,

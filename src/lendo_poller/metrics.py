@@ -66,11 +66,13 @@ class PollerMetrics:
             stats = poller.stats
             finished = CounterMetricFamily(
                 "lendo_poller_applications_finished",
-                "Applications whose final status was published, by status.",
+                "Applications whose final status was published, by status: the bank's "
+                "decision (completed, rejected), or failed (refused as invalid).",
                 labels=["status"],
             )
             finished.add_metric(["completed"], stats.completed)
             finished.add_metric(["rejected"], stats.rejected)
+            finished.add_metric(["failed"], stats.failed)
             yield finished
             for name, documentation, value in (
                 (
@@ -85,7 +87,8 @@ class PollerMetrics:
                 ),
                 (
                     "lendo_poller_entries_taken_over",
-                    "Entries taken over from consumers presumed dead (XAUTOCLAIM).",
+                    "Entries taken over from consumers presumed dead: without a heartbeat, "
+                    "or (XAUTOCLAIM) idle for claim_idle.",
                     poller.taken_over,
                 ),
                 (

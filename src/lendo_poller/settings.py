@@ -80,6 +80,21 @@ class PollerSettings(RedisSettings):
         description="How often to look for abandoned entries and to "
         "refresh the idle time of our own.",
     )
+    heartbeat_interval: PositiveFloat = Field(
+        default=1.0,
+        description="How often the poller refreshes its heartbeat key and looks for "
+        "consumers whose heartbeat expired, to take over their entries.",
+    )
+    heartbeat_ttl: PositiveFloat = Field(
+        default=5.0,
+        description="Lifetime of the heartbeat key: a poller silent this long is presumed "
+        "dead and its entries are taken over. At least 3 heartbeat intervals.",
+    )
+    invalid_attempts: PositiveInt = Field(
+        default=3,
+        description="Submissions of an application the bank refuses as invalid, with "
+        "backoff, before it is recorded as failed with the bank's reason.",
+    )
     max_deliveries: PositiveInt = Field(
         default=10, description="Deliveries of one entry before it goes to the dead-letter stream."
     )
@@ -124,6 +139,12 @@ class PollerSettings(RedisSettings):
             raise ValueError(
                 "LENDO_CLAIM_INTERVAL must be at most half of LENDO_CLAIM_IDLE, "
                 "or healthy actors' entries would be taken over"
+            )
+        # A ratio, with a margin: 0.3 s is three times 0.1 s, though not in binary floats.
+        if self.heartbeat_ttl / self.heartbeat_interval < 3 - 1e-9:
+            raise ValueError(
+                "LENDO_HEARTBEAT_TTL must be at least 3 times LENDO_HEARTBEAT_INTERVAL, "
+                "or a live poller's heartbeat could expire between two refreshes"
             )
         if self.retry_initial > self.retry_max:
             raise ValueError("LENDO_RETRY_INITIAL must not exceed LENDO_RETRY_MAX")

@@ -1,11 +1,11 @@
 """Writing, reading and replaying the dead-letter stream.
 
 Both processes move an entry they cannot process to the dead-letter stream
-instead of dropping it: the poller a malformed submission, one delivered
-more than ``max_deliveries`` times or one the bank refused; the API a
-malformed update. Both write it with :func:`queue_dead_letters`: the
-original entry's fields plus bookkeeping, ``reason``, the stream it came
-from (``source_stream``) and its id there (``source_id``).
+instead of dropping it: the poller a malformed submission or one delivered
+more than ``max_deliveries`` times; the API a malformed update. Both write
+it with :func:`queue_dead_letters`: the original entry's fields plus
+bookkeeping, ``reason``, the stream it came from (``source_stream``) and its
+id there (``source_id``).
 
 Replaying puts the original fields back on their source stream as a new
 entry, read like any other, and deletes the dead letter in the same
@@ -40,15 +40,24 @@ PAGE = 500
 
 
 def queue_dead_letters(
-    pipe: Pipeline, streams: StreamNames, source_stream: str, rejects: Sequence[tuple[Entry, str]]
+    pipe: Pipeline,
+    streams: StreamNames,
+    source_stream: str,
+    rejects: Sequence[tuple[Entry, str]],
+    *,
+    maxlen: int,
 ) -> None:
-    """Queue on ``pipe`` one dead letter per ``(entry, reason)`` read from ``source_stream``."""
+    """Queue on ``pipe`` one dead letter per ``(entry, reason)`` read from ``source_stream``.
+
+    Each write trims the dead-letter stream to about ``maxlen`` entries, oldest first
+    (approximately: Redis drops whole nodes, which costs next to nothing).
+    """
     for entry, reason in rejects:
         fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
         fields[REASON_FIELD] = reason.encode()
         fields[SOURCE_STREAM_FIELD] = source_stream.encode()
         fields[SOURCE_ID_FIELD] = entry.id
-        pipe.xadd(streams.dead_letters, fields)
+        pipe.xadd(streams.dead_letters, fields, maxlen=maxlen, approximate=True)
 
 
 @dataclass(frozen=True, slots=True)

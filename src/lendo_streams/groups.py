@@ -108,6 +108,18 @@ async def touch(
         await redis.xclaim(stream, group, consumer, 0, list(ids), justid=True)
 
 
+async def release(
+    redis: "Redis", stream: str, group: str, consumer: str, ids: Sequence[bytes], *, idle_ms: int
+) -> None:
+    """Make entries this consumer hands back look idle for ``idle_ms`` (XCLAIM IDLE JUSTID).
+
+    Another consumer that takes over entries idle that long then takes them at once.
+    Entries acknowledged meanwhile are left alone.
+    """
+    if ids:
+        await redis.xclaim(stream, group, consumer, 0, list(ids), idle=idle_ms, justid=True)
+
+
 def _entries(raw: Sequence[Any]) -> list[Entry]:
     return [Entry(entry_id, dict(fields)) for entry_id, fields in raw if fields is not None]
 

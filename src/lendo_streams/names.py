@@ -29,3 +29,12 @@ class StreamNames:
     def dead_letters(self) -> str:
         """Entries that could not be processed, kept for inspection and replay."""
         return f"{self.prefix}dead-letters"
+
+    @property
+    def generation(self) -> str:
+        """A key the API writes once per Redis lifetime: missing means Redis lost its data."""
+        return f"{self.prefix}generation"
+
+    def heartbeat(self, group: str, consumer: str) -> str:
+        """The key that exists, with a short TTL, while ``consumer`` of ``group`` is alive."""
+        return f"{self.prefix}consumers:{group}:{consumer}"

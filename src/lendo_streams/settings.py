@@ -1,6 +1,6 @@
 """Where the streams live: the settings every process that reads or writes them extends."""
 
-from pydantic import Field, PositiveFloat, RedisDsn
+from pydantic import Field, PositiveFloat, PositiveInt, RedisDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lendo_streams.names import StreamNames
@@ -24,6 +24,11 @@ class RedisSettings(BaseSettings):
         default=10.0,
         description="How often a reader removes the entries its stream's groups have all "
         "acknowledged (docs/reliability.md), which bounds the stream's length.",
+    )
+    dead_letter_maxlen: PositiveInt = Field(
+        default=100_000,
+        description="About how many dead letters are kept: each write trims the "
+        "dead-letter stream to roughly this many (XADD MAXLEN ~), the oldest first.",
     )
 
     @property

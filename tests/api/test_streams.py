@@ -31,6 +31,7 @@ from lendo_streams import (
     encode,
     ensure_group,
 )
+from tests.helpers import started_up
 
 Client = TestClient[web.Request, web.Application]
 
@@ -57,7 +58,7 @@ def start_api(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient
 async def client(start_api: AppFactory) -> Client:
     """The API once its startup sweep is done, so that a test's own sweeps find all it made."""
     started = await start_api()
-    await eventually(first_sweep_done(started))
+    await started_up(started.app)
     return started
 
 
@@ -341,3 +342,28 @@ async def test_the_sweep_republishes_pending_applications_that_went_quiet_but_ne
 
     published = [message.id for message in await submissions(redis, streams.applications)]
     assert published == [uuid.UUID(quiet["id"]), uuid.UUID(decided["id"]), uuid.UUID(quiet["id"])]
+
+
+async def test_when_redis_loses_its_data_every_pending_application_is_published_again_at_once(
+    start_api: AppFactory, redis: Redis, streams: StreamNames, stream_prefix: str
+) -> None:
+    client = await start_api(republish_after=3600, redis_check_interval=0.05)
+    await started_up(client.app)
+    pending, decided = await create(client), await create(client)
+    await client.app[STORE].apply_updates([StatusChange(uuid.UUID(decided["id"]), "completed")])
+    before = await submissions(redis, streams.applications)
+    assert [message.id for message in before] == [
+        uuid.UUID(pending["id"]),
+        uuid.UUID(decided["id"]),
+    ]
+
+    # Redis restarted empty, as far as this system's keys go.
+    await redis.delete(*[key async for key in redis.scan_iter(match=f"{stream_prefix}*")])
+
+    async def published_again() -> bool:
+        return bool(await submissions(redis, streams.applications))
+
+    await eventually(published_again)
+    again = await submissions(redis, streams.applications)
+    assert [message.id for message in again] == [uuid.UUID(pending["id"])]
+    assert await redis.exists(streams.generation)

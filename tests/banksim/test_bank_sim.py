@@ -206,6 +206,7 @@ async def test_stats_and_requests_per_application_count_bank_traffic(
         "duplicate_submissions": 1,
         "polls": 2,
         "not_found": 1,
+        "refused": 0,
         "applications": 1,
         "faults": {"fail": 0, "slow": 0, "drop": 0, "garbage": 0},
     }
@@ -291,6 +292,47 @@ async def test_faults_change_at_runtime_and_spare_the_control_api(
     assert (await control(http, bank_sim, "GET", "faults"))["fail_rate"] == 1
 
 
+async def test_refused_applications_are_refused_at_every_submission_and_listed(
+    http: aiohttp.ClientSession,
+) -> None:
+    bodies = [application() for _ in range(40)]
+    async with running_bank_sim(SimConfig(refuse_rate=0.5, seed=3)) as sim:
+        first = [await submit(http, sim, body) for body in bodies]
+        again = [await submit(http, sim, body) for body in bodies]
+        lookups = [(await job(http, sim, body["id"]))[0] for body in bodies]
+        listed = set(await control(http, sim, "GET", "refused"))
+        stats = await control(http, sim, "GET", "stats")
+        decided = await control(http, sim, "GET", "decisions")
+
+    refused = {body["id"] for body, answer in zip(bodies, first, strict=True) if answer[0] == 400}
+    assert 0 < len(refused) < len(bodies)
+    assert listed == refused
+    for body, answer, repeated, lookup in zip(bodies, first, again, lookups, strict=True):
+        if body["id"] in refused:
+            assert answer == repeated == (400, INVALID_PAYLOAD)
+            assert lookup == 404  # registered nothing
+        else:
+            assert (answer[0], repeated) == (201, (400, ALREADY_USED))
+            assert lookup == 200
+    assert stats["refused"] == 2 * len(refused)
+    assert stats["submissions"] == len(bodies) - len(refused)
+    assert refused.isdisjoint(decided)
+
+
+async def test_the_refuse_rate_changes_at_runtime(
+    http: aiohttp.ClientSession, bank_sim: RunningBankSim
+) -> None:
+    body = application()
+    async with http.put(f"{bank_sim.url}/_sim/faults", json={"refuse_rate": 1}) as response:
+        assert (await response.json())["refuse_rate"] == 1
+    assert await submit(http, bank_sim, body) == (400, INVALID_PAYLOAD)
+
+    async with http.put(f"{bank_sim.url}/_sim/faults", json={"refuse_rate": 0}) as response:
+        assert response.status == 200
+    assert (await submit(http, bank_sim, body))[0] == 201
+    assert await control(http, bank_sim, "GET", "refused") == [body["id"]]
+
+
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
@@ -320,6 +362,7 @@ def cli_env(**variables: str) -> dict[str, str]:
 
 INVALID_VALUES = [
     (["--fail-rate", "1.5"], {}, "--fail-rate"),
+    ([], {"LENDO_SIM_REFUSE_RATE": "-0.1"}, "LENDO_SIM_REFUSE_RATE"),
     (["--min-delay", "10", "--max-delay", "5"], {}, "--max-delay"),
     ([], {"LENDO_SIM_SLOW_DELAY": "-1"}, "LENDO_SIM_SLOW_DELAY"),
     (["--seed", "x"], {"LENDO_SIM_SEED": "1"}, "--seed"),

@@ -44,7 +44,7 @@ def application_decided(sim: RunningBankSim, outcome: FinalStatus) -> Submission
 async def test_a_new_application_is_accepted(bank: BankClient, bank_sim: RunningBankSim) -> None:
     message = application()
 
-    await bank.submit(message)
+    assert await bank.submit(message) == "accepted"
 
     assert message.id in bank_sim.state.decisions()
     assert bank.stats.accepted == 1
@@ -54,17 +54,18 @@ async def test_resubmitting_an_application_the_bank_has_is_success(bank: BankCli
     message = application()
     await bank.submit(message)
 
-    await bank.submit(message)
+    assert await bank.submit(message) == "already_known"
 
     assert (bank.stats.accepted, bank.stats.already_known) == (1, 1)
 
 
-async def test_a_payload_the_bank_refuses_is_an_invalid_application(bank: BankClient) -> None:
-    # No valid SubmissionMessage is refused by the simulator; an unchecked one is.
-    refused = application().model_copy(update={"id": "not-a-uuid"})
+async def test_a_payload_the_bank_refuses_is_an_invalid_application(
+    bank: BankClient, bank_sim: RunningBankSim
+) -> None:
+    bank_sim.state.set_faults({"refuse_rate": 1})
 
-    with pytest.raises(InvalidApplication):
-        await bank.submit(refused)
+    with pytest.raises(InvalidApplication, match=r"^the request payload is not valid\.$"):
+        await bank.submit(application())
 
     assert bank.stats.invalid == 1
 

@@ -36,6 +36,7 @@ def poller_env(**values: str) -> dict[str, str]:
         ("bank_url", "not a url"),
         ("log_level", "loud"),
         ("claim_interval", "100"),
+        ("heartbeat_ttl", "2"),
     ],
 )
 def test_invalid_configuration_exits_2_with_one_line_naming_the_variable(

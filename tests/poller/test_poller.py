@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
 from lendo_banksim.config import SimConfig
 from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis
 from lendo_poller.bank import BankClient
+from lendo_poller.metrics import PollerMetrics
 from lendo_poller.poller import Poller
 from lendo_poller.settings import PollerSettings
 from lendo_streams import (
@@ -197,6 +199,86 @@ async def test_a_bank_restart_mid_flight_leads_to_resubmission(
     assert await pending(redis, streams) == {}
 
 
+async def test_an_application_the_bank_already_has_is_polled_at_once(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 10)
+    # As if a poller that died, or a Redis that lost its entries, had submitted them already.
+    earlier = BankClient(bank_sim.url, timeout=1.0, connect_timeout=1.0, max_connections=4)
+    try:
+        for message in sent:
+            await earlier.submit(message)
+    finally:
+        await earlier.close()
+    await eventually(lambda: all(bank_sim.state.job(m.id).status != "pending" for m in sent))
+    before = bank_sim.state.requests_per_application()
+    # A first poll delay far beyond the test's deadline: only a poll at once can finish.
+    poller, bank = make_poller(bank_sim, first_poll_delay=10 * DEADLINE)
+
+    await drain(poller)
+
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
+    after = bank_sim.state.requests_per_application()
+    # One resubmission ("already used") and one poll each: no request more than before.
+    assert {m.id: after[m.id] - before[m.id] for m in sent} == dict.fromkeys(
+        (m.id for m in sent), 2
+    )
+    assert bank.stats.already_known == len(sent)
+
+
+async def test_a_fresh_submission_still_waits_the_first_poll_delay(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 10)
+    # The simulator decides within 0.2 s: a first poll after 0.3 s finds every decision.
+    poller, bank = make_poller(bank_sim, first_poll_delay=0.3)
+
+    await drain(poller)
+
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
+    assert bank_sim.state.requests_per_application() == dict.fromkeys((m.id for m in sent), 2)
+    assert (bank.stats.accepted, bank.stats.pending) == (len(sent), 0)
+
+
+async def test_an_application_the_bank_keeps_refusing_is_failed_with_its_reason(
+    redis: Redis, streams: StreamNames, make_poller: MakePoller
+) -> None:
+    async with running_bank_sim(
+        SimConfig(min_delay=0.05, max_delay=0.2, refuse_rate=0.5, seed=7)
+    ) as sim:
+        sent = await submit(redis, streams, 20)
+        poller, bank = make_poller(sim, invalid_attempts=3)
+        metrics = PollerMetrics()
+        metrics.watch(poller, bank)
+
+        await drain(poller)
+
+        refused = sim.state.refused()
+        assert 0 < len(refused) < len(sent)
+        by_id = {update.id: update for update in await updates(redis, streams)}
+        assert by_id.keys() == {message.id for message in sent}
+        for message in sent:
+            update = by_id[message.id]
+            if message.id in refused:
+                assert (update.status, update.failure_reason) == (
+                    "failed",
+                    "the request payload is not valid.",
+                )
+                assert update.request_id == message.request_id
+            else:
+                assert update.status == sim.state.decisions()[message.id]
+                assert update.failure_reason is None
+        requests = sim.state.requests_per_application()
+        assert {app_id: requests[app_id] for app_id in refused} == dict.fromkeys(refused, 3)
+        assert await entries(redis, streams.dead_letters) == []
+        assert await pending(redis, streams) == {}
+        assert poller.stats.failed == len(refused)
+        exposed = generate_latest(metrics.registry).decode()
+        assert f'lendo_poller_applications_finished_total{{status="failed"}} {len(refused)}.0' in (
+            exposed
+        )
+
+
 async def test_a_failing_and_slow_bank_only_delays_applications(
     redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
 ) -> None:
@@ -267,6 +349,23 @@ async def test_malformed_entries_go_to_the_dead_letters(
     assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
 
 
+async def test_the_dead_letters_keep_about_the_newest_maxlen_yet_every_one_is_counted(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    await ensure_group(redis, streams.applications, POLLER_GROUP)
+    written = [await add(redis, streams.applications, {b"data": b"{not json"}) for _ in range(350)]
+    poller, _ = make_poller(bank_sim, dead_letter_maxlen=100, read_batch=10)
+
+    await drain(poller)
+
+    kept = [fields[SOURCE_ID_FIELD] for _, fields in await entries(redis, streams.dead_letters)]
+    # MAXLEN ~ trims whole nodes of 100 entries: between 100 and 199 are left.
+    assert 100 <= len(kept) < 200
+    assert kept == written[-len(kept) :]  # the oldest went first
+    assert poller.stats.dead_lettered == len(written)
+    assert await pending(redis, streams) == {}
+
+
 async def test_an_entry_delivered_too_often_goes_to_the_dead_letters(
     redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
 ) -> None:
@@ -323,13 +422,97 @@ async def test_stop_hands_entries_back_and_another_poller_takes_them_over(
     assert list((await pending(redis, streams)).values()) == [b"poller-1"] * len(sent)
     assert await updates(redis, streams) == []
 
-    second, _ = make_poller(slow_sim, consumer_name="poller-2", claim_idle=0.1, claim_interval=0.05)
-    await asyncio.sleep(0.1)
+    # claim_idle far beyond the test's deadline: the stopped poller's sign-off (heartbeat
+    # deleted, entries released) is what lets the second one take over.
+    second, _ = make_poller(slow_sim, consumer_name="poller-2", claim_idle=60.0)
     await drain(second)
 
-    assert second.stats.finished == len(sent)
+    assert second.stats.finished == second.taken_over == len(sent)
     assert_decided_as_the_bank_did(sent, await updates(redis, streams), slow_sim)
     assert await pending(redis, streams) == {}
+
+
+HEARTBEATS: dict[str, Any] = {
+    "heartbeat_interval": 0.05,
+    "heartbeat_ttl": 0.15,
+    "claim_idle": 60.0,
+}
+"""Heartbeats scaled down, XAUTOCLAIM out of the picture: takeovers come from heartbeats."""
+
+
+async def consumers(redis: Redis, streams: StreamNames) -> set[bytes]:
+    infos: Any = await redis.xinfo_consumers(streams.applications, POLLER_GROUP)
+    return {info["name"] for info in infos}
+
+
+async def test_a_dead_pollers_entries_are_taken_over_once_its_heartbeat_expires(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 20)
+    # A poller that read every entry, beat once and died (kill -9): no sign-off.
+    await redis.xreadgroup(POLLER_GROUP, "dead", {streams.applications: ">"})
+    await redis.set(streams.heartbeat(POLLER_GROUP, "dead"), b"1", px=150)
+    poller, _ = make_poller(bank_sim, consumer_name="alive", read_batch=7, **HEARTBEATS)
+    running = asyncio.create_task(poller.run())
+    try:
+        await eventually(lambda: poller.stats.finished == len(sent))
+        remaining = await consumers(redis, streams)
+        async with asyncio.timeout(DEADLINE):
+            while b"dead" in remaining:  # removed once it holds nothing
+                await asyncio.sleep(0.02)
+                remaining = await consumers(redis, streams)
+    finally:
+        poller.stop()
+        await running
+
+    assert poller.taken_over == len(sent)
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), bank_sim)
+    assert await pending(redis, streams) == {}
+    assert remaining == {b"alive"}
+    assert bank_sim.state.stats().submissions == len(sent)
+
+
+async def test_a_live_pollers_entries_are_never_taken_over(
+    redis: Redis, streams: StreamNames, slow_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    sent = await submit(redis, streams, 20)
+    # Actors wait 0.3-0.4 s for the bank, longer than the heartbeat TTL, and touch
+    # their entries only every claim_interval: only the heartbeat protects them.
+    first, _ = make_poller(slow_sim, consumer_name="first", **HEARTBEATS)
+    second, _ = make_poller(slow_sim, consumer_name="second", **HEARTBEATS)
+    runs = [asyncio.create_task(first.run())]
+    try:
+        await eventually(lambda: slow_sim.state.stats().submissions == len(sent))
+        runs.append(asyncio.create_task(second.run()))
+        await eventually(lambda: first.stats.finished == len(sent))
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.gather(*runs)
+
+    assert (first.taken_over, second.taken_over, second.stats.finished) == (0, 0, 0)
+    assert slow_sim.state.stats().duplicate_submissions == 0
+    assert_decided_as_the_bank_did(sent, await updates(redis, streams), slow_sim)
+    assert await pending(redis, streams) == {}
+
+
+async def test_a_stopped_poller_signs_off_and_a_running_one_keeps_beating(
+    redis: Redis, streams: StreamNames, bank_sim: RunningBankSim, make_poller: MakePoller
+) -> None:
+    poller, _ = make_poller(bank_sim, **HEARTBEATS)
+    key = streams.heartbeat(POLLER_GROUP, "poller-1")
+    running = asyncio.create_task(poller.run())
+    await eventually(lambda: poller.running)
+    seen = []
+    for _ in range(3):  # the key outlives several TTLs while the poller runs
+        await asyncio.sleep(HEARTBEATS["heartbeat_ttl"])
+        seen.append(await redis.exists(key))
+
+    poller.stop()
+    await running
+
+    assert seen == [1, 1, 1]
+    assert await redis.exists(key) == 0
 
 
 async def test_a_restarted_poller_resumes_its_own_pending_entries(

@@ -46,3 +46,16 @@ async def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError, match="bad answer"):
         await call_retrying(flaky, retry_on=ConnectionError, wait=wait_fixed(0))
     assert flaky.calls == 1
+
+
+@pytest.mark.parametrize("attempts", [1, 3])
+async def test_with_attempts_the_last_error_is_raised_after_that_many_calls(attempts: int) -> None:
+    flaky = Flaky(5, ConnectionError("still down"))
+    with pytest.raises(ConnectionError, match="still down"):
+        await call_retrying(flaky, retry_on=ConnectionError, wait=wait_fixed(0), attempts=attempts)
+    assert flaky.calls == attempts
+
+
+async def test_with_attempts_a_call_that_recovers_in_time_answers() -> None:
+    flaky = Flaky(2, ConnectionError())
+    assert await call_retrying(flaky, retry_on=ConnectionError, wait=wait_fixed(0), attempts=3) == 3
