@@ -62,7 +62,7 @@ def main() -> None:
         create = _measure(
             api_pid, f"{api}/api/applications", script=post_json(BODY), seconds=seconds
         )
-        ids = _some_ids(api)
+        ids = some_ids(api)
         get = _measure(
             api_pid,
             f"{api}/",
@@ -132,7 +132,7 @@ def _row(
     ]
 
 
-def _some_ids(api: str) -> list[str]:
+def some_ids(api: str) -> list[str]:
     url = f"{api}/api/applications?limit=1000"
     with urllib.request.urlopen(url) as response:  # noqa: S310 - our own local API
         page = json.load(response)

@@ -83,7 +83,9 @@ class PostgresStore:
     ) -> "PostgresStore":
         """Migrate the database at ``url`` to the newest schema, then open a pool on it."""
         await asyncio.to_thread(migrate_postgres, url)
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        pool = await asyncpg.create_pool(
+            url, min_size=min_size, max_size=max_size, reset=_session_kept
+        )
         return cls(pool, claim_for=claim_for)
 
     async def close(self) -> None:
@@ -325,3 +327,11 @@ async def _insert(
     """Insert new applications in the caller's transaction, which then holds the insert lock."""
     await connection.execute("SELECT pg_advisory_xact_lock($1)", INSERT_ORDER_LOCK)
     await connection.execute(schema.INSERT_MANY, *schema.insert_parameters(applications))
+
+
+async def _session_kept(connection: asyncpg.Connection) -> None:
+    """Release a connection as it is: asyncpg's default reset is a round trip per release.
+
+    Nothing here leaves session state behind (no SET, LISTEN, open cursor or
+    session-level lock); asyncpg still rolls back a transaction left open.
+    """

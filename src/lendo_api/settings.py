@@ -28,6 +28,14 @@ def _comma_separated(value: object) -> object:
     return value
 
 
+def _empty_is_unset(value: object) -> object:
+    """An empty variable is an unset one, so compose can pass ``${LENDO_DATABASE_URL:-}``."""
+    return None if value == "" else value
+
+
+DatabaseUrl = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
+"""Secret, as it may hold a password."""
+
 ApiKeySecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
 """Secret, so that printing the settings never prints a key."""
 
@@ -43,10 +51,10 @@ class ApiSettings(RedisSettings):
     db_path: Path = Field(
         default=Path("lendo.sqlite3"), description="SQLite database file (created if missing)."
     )
-    database_url: SecretStr | None = Field(
+    database_url: DatabaseUrl = Field(
         default=None,
         description="PostgreSQL database of the applications (postgresql://user:password@host/db); "
-        "unset, they are kept in the SQLite file LENDO_DB_PATH. Secret, as it may hold a password.",
+        "unset or empty, they are kept in the SQLite file LENDO_DB_PATH.",
     )
     api_workers: PositiveInt = Field(
         default=1,

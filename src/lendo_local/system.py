@@ -41,6 +41,8 @@ _SCALED: tuple[tuple[type[BaseSettings], str, float], ...] = (
     (ApiSettings, "publish_timeout", 0.5),
     (ApiSettings, "redis_timeout", 1.0),
     (ApiSettings, "trim_interval", 0.5),
+    (ApiSettings, "update_claim_idle", 2.0),
+    (ApiSettings, "publish_claim", 1.0),
 )
 
 

@@ -81,7 +81,7 @@ def test_every_variable_has_a_default_and_the_bank_can_be_swapped(raw: dict[str,
 
 
 def test_services_and_their_images(services: dict[str, dict[str, Any]]) -> None:
-    assert set(services) == {"redis", "bank", "api", "poller", "bank-sim"}
+    assert set(services) == {"redis", "bank", "api", "poller", "bank-sim", "postgres", "lb"}
     assert services["bank"]["image"] == BANK_IMAGE
     assert services["redis"]["image"].startswith("redis:7")
     for name in ("api", "poller", "bank-sim"):
@@ -121,7 +121,11 @@ def test_our_services_are_checked_and_stop_gracefully(
 
 
 def test_start_order(services: dict[str, dict[str, Any]]) -> None:
-    assert services["api"]["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert services["api"]["depends_on"] == {
+        "redis": {"condition": "service_healthy"},
+        # Only with --profile postgres; without it the API does not wait for it.
+        "postgres": {"condition": "service_healthy", "required": False},
+    }
     assert services["poller"]["depends_on"] == {
         "redis": {"condition": "service_healthy"},
         "api": {"condition": "service_healthy"},
@@ -160,4 +164,38 @@ def test_bank_simulator_is_opt_in(services: dict[str, dict[str, Any]]) -> None:
     assert simulator["command"] == ["lendo-bank-sim", "--host", "0.0.0.0", "--port", "8000"]
     assert "ports" not in simulator
     assert "127.0.0.1', 8000" in simulator["healthcheck"]["test"][3]
-    assert all("profiles" not in s for name, s in services.items() if name != "bank-sim")
+    opt_in = {"bank-sim", "postgres", "lb"}
+    assert all("profiles" not in s for name, s in services.items() if name not in opt_in)
+
+
+def test_the_api_runs_on_sqlite_unless_a_database_url_is_given(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    api = services["api"]
+
+    assert api["environment"]["LENDO_DATABASE_URL"] == ""
+    # A fixed host port: a second API container on the SQLite volume cannot start.
+    assert api["ports"] == ["8080:8080"]
+
+
+def test_the_postgres_profile_scales_the_api_behind_a_load_balancer(raw: dict[str, Any]) -> None:
+    environment = {
+        "LENDO_DATABASE_URL": "postgresql://lendo:lendo@postgres:5432/lendo",
+        "LENDO_API_PUBLISH": "8080",
+    }
+    services = interpolate(raw, environment)["services"]
+    api, postgres, lb = services["api"], services["postgres"], services["lb"]
+
+    assert api["environment"]["LENDO_DATABASE_URL"] == environment["LENDO_DATABASE_URL"]
+    assert api["ports"] == ["8080"], "no host port of its own: --scale api=3 works"
+    assert "container_name" not in api
+    assert postgres["profiles"] == lb["profiles"] == ["postgres"]
+    assert postgres["image"].startswith("postgres:15")
+    assert postgres["volumes"] == ["postgres-data:/var/lib/postgresql/data"]
+    assert "pg_isready" in " ".join(postgres["healthcheck"]["test"])
+    assert postgres["environment"]["POSTGRES_DB"] == "lendo"
+    assert lb["ports"] == ["8088:8080"]
+    assert lb["depends_on"] == {"api": {"condition": "service_healthy"}}
+    config = raw["configs"]["lb"]["content"]
+    assert "resolver 127.0.0.11" in config, "re-resolves api, so new replicas get traffic"
+    assert "http://api:8080" in config

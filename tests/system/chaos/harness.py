@@ -261,7 +261,7 @@ async def run_scenario(
             1 for id in created if statuses[id] in FINAL and statuses[id] != expected.get(id)
         ),
         recovered_within=max(
-            _lateness(kept[id], decided_at.get(id), cluster.faults) for id in created
+            lateness(kept[id], decided_at.get(id), cluster.faults) for id in created
         ),
     )
 
@@ -273,7 +273,7 @@ def _seconds(timestamp: str) -> float:
     return datetime.fromisoformat(timestamp).timestamp()
 
 
-def _lateness(application: dict[str, Any], decided_at: float | None, faults: list[float]) -> float:
+def lateness(application: dict[str, Any], decided_at: float | None, faults: list[float]) -> float:
     """Seconds from when ``application`` could have been final to when it was.
 
     A failed one could not be final before it was created; a decided one, before the

@@ -1,0 +1,169 @@
+"""Two API replicas on one PostgreSQL: one killed (-9) again and again, PostgreSQL restarted.
+
+Every application still reaches exactly the bank's decision and reads the same
+from both replicas. The PostgreSQL is one this test starts, never the machine's.
+"""
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from redis.asyncio import Redis
+
+from lendo_local.processes import Service
+from lendo_local.system import LocalSystem
+from tests.postgres_server import TemporaryPostgres, scratch_database
+
+from .harness import QUIET, SEED, TIME_SCALE, Report, lateness, stored, wait_until_none_pending
+from .test_chaos import APPLICATIONS, DEADLINE, RATE
+
+PERIOD = 2.0
+"""Seconds between two kills of the first replica."""
+CONCURRENT_CREATES = 16
+
+
+@pytest.fixture
+def postgres() -> Iterator[TemporaryPostgres]:
+    with TemporaryPostgres() as server:
+        yield server
+
+
+async def create_all(http: aiohttp.ClientSession, replicas: list[Service]) -> set[str]:
+    """Create APPLICATIONS at RATE, alternating replicas as a load balancer would.
+
+    Each create carries an Idempotency-Key and is retried on the other replica
+    until one answers, so a create lost to a kill or to the database restart is
+    found again, on whichever replica, instead of made twice.
+    """
+    slots = asyncio.Semaphore(CONCURRENT_CREATES)
+    started = time.monotonic()
+
+    async def create(number: int) -> str:
+        await asyncio.sleep(max(0.0, started + number / RATE - time.monotonic()))
+        body = {"first_name": f"Chaos{number}", "last_name": "Monkey"}
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        attempt = number
+        async with slots:
+            while True:
+                url = f"{replicas[attempt % 2].base_url}/api/applications"
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with http.post(url, json=body, headers=headers) as response:
+                        if response.status in (200, 201):
+                            created: dict[str, Any] = await response.json()
+                            return str(created["id"])
+                attempt += 1
+                await asyncio.sleep(0.05)
+
+    return set(await asyncio.gather(*(create(number) for number in range(APPLICATIONS))))
+
+
+async def break_things(
+    victim: Service, postgres: TemporaryPostgres, load_done: asyncio.Event
+) -> int:
+    """kill -9 the first replica every PERIOD (restarting it), and restart PostgreSQL once."""
+    faults = 0
+    restarted_database = False
+    while faults < 2 or not load_done.is_set():
+        await asyncio.sleep(PERIOD)
+        await asyncio.to_thread(victim.kill)
+        victim.start()
+        faults += 1
+        if not restarted_database:
+            await asyncio.to_thread(postgres.stop)
+            await asyncio.sleep(0.5)
+            await asyncio.to_thread(postgres.start)
+            restarted_database = True
+            faults += 1
+    # Once more after the last create, while the last updates are being applied.
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(victim.kill)
+    victim.start()
+    return faults + 1
+
+
+@pytest.mark.timeout(60 + 2 * DEADLINE)
+async def test_two_replicas_on_postgresql_survive_kills_and_a_database_restart(
+    tmp_path: Path,
+    redis_url: str,
+    stream_prefix: str,
+    redis: Redis,
+    postgres: TemporaryPostgres,
+    chaos_reports: list[Report],
+) -> None:
+    with scratch_database(postgres.url) as database_url:
+        system = LocalSystem(
+            tmp_path,
+            redis_url,
+            time_scale=TIME_SCALE,
+            env={"LENDO_STREAM_PREFIX": stream_prefix, "LENDO_DATABASE_URL": database_url, **QUIET},
+        )
+        try:
+            bank = system.bank_sim("--seed", str(SEED))
+            # Default consumer names (host and pid): a restarted replica is a new
+            # consumer, and what the killed one read is taken over, not resumed.
+            replicas = [system.api(log=f"lendo-api-{n}") for n in (1, 2)]
+            system.poller("chaos-poller-1")
+            report = await _run(replicas, bank, postgres, redis, stream_prefix)
+            await asyncio.to_thread(replicas[0].wait_until_ready)
+        finally:
+            codes = system.stop()
+    chaos_reports.append(report)
+
+    assert report.applications == APPLICATIONS
+    assert (report.lost, report.wrong, report.dead_letters) == (0, 0, 0)
+    assert set(codes.values()) == {0}
+
+
+async def _run(
+    replicas: list[Service], bank: Service, postgres: TemporaryPostgres, redis: Redis, prefix: str
+) -> Report:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
+        load_done = asyncio.Event()
+        chaos = asyncio.create_task(break_things(replicas[0], postgres, load_done))
+        started = time.monotonic()
+        try:
+            created = await create_all(http, replicas)
+        finally:
+            load_done.set()
+        faults = await chaos
+        survivor = replicas[1].base_url
+        async with asyncio.timeout(DEADLINE):
+            await wait_until_none_pending(http, survivor)
+        seconds = time.monotonic() - started
+        await asyncio.to_thread(replicas[0].wait_until_ready)
+        kept = await stored(http, survivor)
+        also = await stored(http, replicas[0].base_url)
+        async with http.get(f"{bank.base_url}/_sim/decisions") as response:
+            decisions: dict[str, str] = await response.json()
+        async with http.get(f"{bank.base_url}/_sim/decision_times") as response:
+            decided_at: dict[str, float] = await response.json()
+        async with http.get(f"{bank.base_url}/_sim/requests_per_application") as response:
+            requests: dict[str, int] = await response.json()
+        async with http.get(f"{bank.base_url}/_sim/stats") as response:
+            stats = await response.json()
+    assert set(kept) == created, "the store holds exactly the applications the clients created"
+    assert also == kept, "both replicas read the same"
+    stored_status = {id: application["status"] for id, application in kept.items()}
+    return Report(
+        scenario="8 PostgreSQL: 1 of 2 APIs killed (-9), database restarted",
+        applications=len(created),
+        faults=faults,
+        seconds_to_final=seconds,
+        requests_per_application=sum(requests.get(id, 0) for id in created) / len(created),
+        duplicates_at_bank=stats["duplicate_submissions"],
+        dead_letters=await redis.xlen(f"{prefix}dead-letters"),
+        lost=sum(1 for id in created if stored_status[id] not in ("completed", "rejected")),
+        wrong=sum(
+            1
+            for id in created
+            if stored_status[id] in ("completed", "rejected")
+            and stored_status[id] != decisions.get(id)
+        ),
+        recovered_within=max(lateness(kept[id], decided_at.get(id), []) for id in created),
+    )
