@@ -400,8 +400,8 @@ async def test_a_listing_holds_100_by_default_and_up_to_1000(client: Client) -> 
         ("cursor=abc", "cursor"),
         ("cursor=!!!!", "cursor"),
         ("cursor=LTE", "cursor"),  # "-1"
-        ("cursor=MDA3", "cursor"),  # "007"
-        ("cursor=" + "OTk5" * 10, "cursor"),  # beyond any sequence number
+        ("cursor=Nw==", "cursor"),  # "7", padded
+        ("cursor=" + "OTk5" * 10, "cursor"),  # 30 digits, more than any position has
         ("statuss=pending", "statuss"),
     ],
 )

@@ -21,7 +21,8 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from lendo_api.models import Application, ApplicationPage, Health, NewApplication, Problem
 from lendo_api.problems import PROBLEM_JSON
-from lendo_api.request_ids import ACCEPTABLE_REQUEST_ID
+from lendo_api.auth import PROTECTED_PREFIX
+from lendo_api.request_ids import ACCEPTABLE_REQUEST_ID_TEXT
 from lendo_api.request_ids import HEADER as REQUEST_ID_HEADER
 
 JsonSchema = dict[str, Any]
@@ -50,7 +51,9 @@ Loan applications: create one, then follow its status until the bank decides.
   every offending field in `errors`.
 * **Authentication.** When the server is configured with API keys
   (`LENDO_API_KEYS`), every `/api/applications` call needs
-  `Authorization: Bearer <key>`; otherwise the calls are open.
+  `Authorization: Bearer <key>`; otherwise the calls are open. This document
+  states which: the operations that need a key say so.
+* **HEAD** answers wherever `GET` does, with the same status and headers.
 * **Idempotency.** Send an `Idempotency-Key` with a create to retry it safely.
 * **Limits.** Request bodies are JSON (`Content-Type: application/json`) of at
   most 16 KiB unless configured otherwise (`LENDO_MAX_BODY_BYTES`).
@@ -59,8 +62,13 @@ Loan applications: create one, then follow its status until the bank decides.
 """
 
 
-def setup_openapi(app: web.Application) -> None:
-    """Document every route added so far, and serve the document and Swagger UI."""
+def setup_openapi(app: web.Application, *, keys_required: bool) -> None:
+    """Document every route added so far, and serve the document and Swagger UI.
+
+    With ``keys_required`` (the server has API keys), every operation under
+    :data:`~lendo_api.auth.PROTECTED_PREFIX` requires the bearer scheme and
+    may answer 401; without, nothing does, as nothing is checked.
+    """
     api_spec = AiohttpApiSpec(
         url=OPENAPI_URL,
         swagger_path=DOCS_URL,
@@ -72,32 +80,42 @@ def setup_openapi(app: web.Application) -> None:
     )
     for name, schema in component_schemas().items():
         api_spec.spec.components.schema(name, schema)
-    api_spec.spec.components.security_scheme(
-        BEARER,
-        {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "One of the server's API keys (LENDO_API_KEYS), when it has any.",
-        },
-    )
+    if keys_required:
+        api_spec.spec.components.security_scheme(
+            BEARER,
+            {"type": "http", "scheme": "bearer", "description": "One of the server's API keys."},
+        )
     with warnings.catch_warnings():
         # apigami 0.9 keeps the document under a plain ``str`` app key, for
         # compatibility with its 0.x releases; aiohttp warns about that.
         warnings.simplefilter("ignore", NotAppKeyWarning)
         api_spec.register(app, in_place=True)
-    _drop_swagger2_keys(app[SWAGGER_DICT])
-
-
-def _drop_swagger2_keys(document: JsonSchema) -> None:
-    """Remove the Swagger 2 ``produces`` that apigami's ``@docs`` adds to every operation.
-
-    OpenAPI 3 states media types per response, and a document with
-    ``produces`` does not validate. The document is the one apigami serves,
-    so it is changed in place.
-    """
-    for path in document["paths"].values():
-        for operation in path.values():
+    # The document is the one apigami serves, so it is completed in place.
+    for path, item in app[SWAGGER_DICT]["paths"].items():
+        for operation in item.values():
+            # apigami's ``@docs`` adds Swagger 2's ``produces``; OpenAPI 3 states media
+            # types per response, and a document with ``produces`` does not validate.
             operation.pop("produces", None)
+            if keys_required and path.startswith(PROTECTED_PREFIX):
+                operation["security"] = [{BEARER: []}]
+                operation["responses"]["401"] = UNAUTHORIZED
+        if "get" in item:
+            item["head"] = head_of(item["get"])
+
+
+def head_of(get: JsonSchema) -> JsonSchema:
+    """The HEAD operation aiohttp serves beside a GET: the GET's answers, without their bodies."""
+    return {
+        **get,
+        "operationId": f"{get['operationId']}Head",
+        "summary": f"{get['summary']}: headers only",
+        "description": f"As `GET`, with the same status and headers, and no body.\n\n"
+        f"{get['description']}",
+        "responses": {
+            status: {"description": response["description"], "headers": response["headers"]}
+            for status, response in get["responses"].items()
+        },
+    }
 
 
 def component_schemas() -> dict[str, JsonSchema]:
@@ -180,8 +198,10 @@ REQUEST_ID_PARAMETER: JsonSchema = {
     "in": "header",
     "required": False,
     "description": "Your id for this request, echoed on the response and carried into the "
-    "logs of every process that handles it. One not matching the pattern is replaced.",
-    "schema": {"type": "string", "pattern": f"^{ACCEPTABLE_REQUEST_ID.pattern}$"},
+    f"logs of every process that handles it: {ACCEPTABLE_REQUEST_ID_TEXT}. Any other value "
+    "is not refused but replaced by a new id, as if none was sent.",
+    # No pattern: a value outside it would be accepted (replaced), against the pattern's word.
+    "schema": {"type": "string"},
 }
 
 _REQUEST_ID_RESPONSE_HEADER: JsonSchema = {
@@ -203,9 +223,14 @@ def json_response(
     description: str,
     example: BaseModel,
     headers: dict[str, JsonSchema] | None = None,
+    links: dict[str, JsonSchema] | None = None,
 ) -> JsonSchema:
-    """A JSON response rendered from the model of ``example``, as the handlers render it."""
-    return {
+    """A JSON response rendered from the model of ``example``, as the handlers render it.
+
+    ``links`` name the operations its values lead to (OpenAPI links), which
+    clients and schemathesis's stateful tests follow.
+    """
+    response = {
         "description": description,
         "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER, **(headers or {})},
         "content": {
@@ -215,6 +240,9 @@ def json_response(
             }
         },
     }
+    if links:
+        response["links"] = links
+    return response
 
 
 def text_response(description: str, example: str) -> JsonSchema:
@@ -240,3 +268,19 @@ def problem_response(
             }
         },
     }
+
+
+UNAUTHORIZED = problem_response(
+    "No valid API key, and the server requires one (LENDO_API_KEYS is set).",
+    Problem(
+        title="Unauthorized",
+        status=401,
+        detail="This call needs an API key: send 'Authorization: Bearer <key>'.",
+    ),
+    headers={
+        "WWW-Authenticate": {
+            "description": 'The scheme to use: Bearer realm="lendo-api".',
+            "schema": {"type": "string"},
+        }
+    },
+)

@@ -11,8 +11,8 @@ from uuid import UUID
 
 from aiohttp_apigami import docs
 
+from lendo_api import names
 from lendo_api.models import (
-    MAX_NAME_LENGTH,
     Application,
     ApplicationPage,
     ApplicationPath,
@@ -24,7 +24,6 @@ from lendo_api.models import (
     Problem,
 )
 from lendo_api.openapi import (
-    BEARER,
     REQUEST_ID_PARAMETER,
     json_body,
     json_response,
@@ -53,7 +52,6 @@ _COMPLETED = _PENDING.model_copy(
     update={"status": "completed", "updated_at": datetime(2025, 3, 14, 9, 27, 4, tzinfo=UTC)}
 )
 
-_SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
 _TAGS = ["applications"]
 
 _LOCATION = {
@@ -62,21 +60,14 @@ _LOCATION = {
         "schema": {"type": "string"},
     }
 }
+_READ_IT = {
+    "getApplication": {
+        "operationId": "getApplication",
+        "parameters": {"id": "$response.body#/id"},
+        "description": "Read the application, to follow its status.",
+    }
+}
 
-_UNAUTHORIZED = problem_response(
-    "No valid API key, and the server requires one (LENDO_API_KEYS is set).",
-    Problem(
-        title="Unauthorized",
-        status=401,
-        detail="This call needs an API key: send 'Authorization: Bearer <key>'.",
-    ),
-    headers={
-        "WWW-Authenticate": {
-            "description": 'The scheme to use: Bearer realm="lendo-api".',
-            "schema": {"type": "string"},
-        }
-    },
-)
 _SERVER_ERROR = problem_response(
     "The server failed; the failure is logged under the response's X-Request-ID.",
     Problem(
@@ -108,24 +99,31 @@ CREATE_APPLICATION = docs(
         "Store a new application, `pending`, and hand it to the bank. The answer "
         "comes once the application is durably stored; the bank decides later, so "
         "follow the `Location` until the status is final.\n\n"
-        "Names are trimmed and NFC-normalised, and hold 1 to "
-        f"{MAX_NAME_LENGTH} characters; control and format characters are refused.\n\n"
+        f"**Names.** Each holds 1 to {names.MAX_LENGTH} characters as sent, not only "
+        "spaces: letters of any script, combining marks, apostrophes, hyphens, spaces "
+        "and the zero-width (non-)joiners of Persian and Indic names are welcome; "
+        "control characters, line separators, bidirectional embeddings, overrides and "
+        "isolates, surrogates and non-characters are refused (the schema's pattern is "
+        "the rule). A name is stored NFC-normalised, with the spaces around it trimmed, "
+        "and compared so (idempotency keys too).\n\n"
         "**Retrying safely.** With an `Idempotency-Key`, a repeated request (same "
         "key, same names) answers `200` with the application the first request "
         "created, as it is now, and the same `Location`; it creates nothing. Reusing "
         "a key with other names is refused with `409`. Keys are remembered for 24 "
         "hours (`LENDO_IDEMPOTENCY_TTL`), per API key; after that a key is new again."
     ),
-    security=_SECURED,
     parameters=[*parameters(CreateHeaders, "header"), REQUEST_ID_PARAMETER],
     requestBody=json_body(NewApplication, NewApplication(first_name="Ada", last_name="Lovelace")),
     responses={
-        201: json_response("Created: the new application, pending.", _PENDING, _LOCATION),
+        201: json_response(
+            "Created: the new application, pending.", _PENDING, _LOCATION, _READ_IT
+        ),
         200: json_response(
             "A replay: the application an earlier request with this Idempotency-Key "
             "and body created, as it is now. Nothing new was created.",
             _COMPLETED,
             _LOCATION,
+            _READ_IT,
         ),
         400: problem_response(
             "The body is not JSON.",
@@ -136,7 +134,6 @@ CREATE_APPLICATION = docs(
                 detail="Invalid JSON: EOF while parsing an object at line 1 column 1",
             ),
         ),
-        401: _UNAUTHORIZED,
         409: problem_response(
             "The Idempotency-Key was already used, within its lifetime, with other names.",
             Problem(
@@ -170,7 +167,8 @@ CREATE_APPLICATION = docs(
             "A name is missing, empty, too long or holds forbidden characters, the body "
             "has other fields or is not an object, or the Idempotency-Key is not "
             "1-255 printable ASCII characters. Every offending field is listed.",
-            FieldError(field="first_name", message="String should have at least 1 character"),
+            FieldError(field="first_name", message="must not contain U+202E, a bidirectional "
+                "embedding or override"),
             FieldError(field="status", message="Extra inputs are not permitted"),
         ),
         500: _SERVER_ERROR,
@@ -188,13 +186,11 @@ LIST_APPLICATIONS = docs(
         "applications created meanwhile appear on later pages, never twice. Unknown "
         "query parameters are refused, as they are likely typos."
     ),
-    security=_SECURED,
     parameters=[*parameters(ApplicationQuery, "query"), REQUEST_ID_PARAMETER],
     responses={
         200: json_response(
             "One page of applications.", ApplicationPage(items=[_PENDING], next_cursor=1)
         ),
-        401: _UNAUTHORIZED,
         422: _invalid(
             "A query parameter is invalid or unknown; each one is listed.",
             FieldError(field="limit", message="Input should be less than or equal to 1000"),
@@ -212,11 +208,9 @@ GET_APPLICATION = docs(
         "the bank has not decided yet; `completed` and `rejected` are final. The "
         "status follows the bank's decision within about a second."
     ),
-    security=_SECURED,
     parameters=[*parameters(ApplicationPath, "path"), REQUEST_ID_PARAMETER],
     responses={
         200: json_response("The application.", _COMPLETED),
-        401: _UNAUTHORIZED,
         404: problem_response(
             "No application has this id.",
             Problem(
