@@ -33,7 +33,7 @@ REFUSED: tuple[tuple[int, int, str], ...] = (
 )
 """Refused code points: (first, last, what each is), in ascending order."""
 
-SPACES = " \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f\u205f\u3000"
+SPACES = " \u00a0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u202f\u205f\u3000"
 """The space separators (Unicode Zs) a name may hold inside, and which are trimmed around it."""
 
 
@@ -60,20 +60,17 @@ def _class_body(ranges: list[tuple[int, int]]) -> str:
     )
 
 
-_SURROGATES = (0xD800, 0xDFFF)
-# Surrogates stay out of the pattern: a pattern reads Unicode text, of which a lone
-# surrogate is no part, and ECMA-262 and Rust refuse to name one. clean() refuses them.
-_REFUSED_TEXT = _class_body([(first, last) for first, last, _ in REFUSED if (first, last) != _SURROGATES])
+# A pattern reads Unicode text, which holds no lone surrogate: they are refused apart.
+_REFUSED_TEXT = _class_body([(first, last) for first, last, _ in REFUSED if first != 0xD800])
 _SPACES = _class_body(_ranges_of(SPACES))
 
-# Negated classes, because Hypothesis (under schemathesis) spells out every character of
-# a range, and grouped, so that schemathesis keeps the pattern as written: folding the
-# lengths into it, it would spell characters above the BMP in an escape ECMA-262 refuses.
+# Negated classes keep schemathesis's generation fast, and the group keeps it from
+# rewriting the pattern (docs/api.md#the-document-is-tested).
 PATTERN = f"^([{_SPACES}]*[^{_REFUSED_TEXT}{_SPACES}][^{_REFUSED_TEXT}]*)$"
 """Allowed characters only, and at least one that is not a space."""
 
 _NAME = re.compile(PATTERN)
-_SURROGATE = re.compile(f"[{chr(_SURROGATES[0])}-{chr(_SURROGATES[1])}]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def clean(value: object) -> object:

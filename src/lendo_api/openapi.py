@@ -19,9 +19,9 @@ from aiohttp_apigami.constants import SWAGGER_DICT
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from lendo_api.auth import PROTECTED_PREFIX
 from lendo_api.models import Application, ApplicationPage, Health, NewApplication, Problem
 from lendo_api.problems import PROBLEM_JSON
-from lendo_api.auth import PROTECTED_PREFIX
 from lendo_api.request_ids import ACCEPTABLE_REQUEST_ID_TEXT
 from lendo_api.request_ids import HEADER as REQUEST_ID_HEADER
 

@@ -115,9 +115,7 @@ CREATE_APPLICATION = docs(
     parameters=[*parameters(CreateHeaders, "header"), REQUEST_ID_PARAMETER],
     requestBody=json_body(NewApplication, NewApplication(first_name="Ada", last_name="Lovelace")),
     responses={
-        201: json_response(
-            "Created: the new application, pending.", _PENDING, _LOCATION, _READ_IT
-        ),
+        201: json_response("Created: the new application, pending.", _PENDING, _LOCATION, _READ_IT),
         200: json_response(
             "A replay: the application an earlier request with this Idempotency-Key "
             "and body created, as it is now. Nothing new was created.",
@@ -167,8 +165,10 @@ CREATE_APPLICATION = docs(
             "A name is missing, empty, too long or holds forbidden characters, the body "
             "has other fields or is not an object, or the Idempotency-Key is not "
             "1-255 printable ASCII characters. Every offending field is listed.",
-            FieldError(field="first_name", message="must not contain U+202E, a bidirectional "
-                "embedding or override"),
+            FieldError(
+                field="first_name",
+                message="must not contain U+202E, a bidirectional embedding or override",
+            ),
             FieldError(field="status", message="Extra inputs are not permitted"),
         ),
         500: _SERVER_ERROR,

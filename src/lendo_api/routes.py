@@ -163,9 +163,10 @@ def _json_with_lone_surrogates(body: bytes) -> object | None:
     holds it is refused as invalid input (422), not the body as malformed.
     """
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+        parsed: object = json.loads(body.decode("utf-8"), parse_constant=_not_json)
     except (ValueError, RecursionError):
         return None
+    return parsed
 
 
 def _not_json(constant: str) -> object:
@@ -182,12 +183,7 @@ def _parse(model: type[M], data: Mapping[str, str]) -> M:
 def _invalid(error: ValidationError) -> InvalidInput:
     return InvalidInput(
         [
-            FieldError(field=_printable(".".join(map(str, e["loc"]))) or "body", message=e["msg"])
+            FieldError(field=".".join(map(str, e["loc"])) or "body", message=e["msg"])
             for e in error.errors()
         ]
     )
-
-
-def _printable(field: str) -> str:
-    # An unknown key may hold a lone surrogate, which no UTF-8 answer can carry: escaped.
-    return field.encode("utf-8", "backslashreplace").decode("utf-8")
