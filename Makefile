@@ -31,7 +31,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# Headless Chromium renders /api/docs in tests/test_docs_browser.py (Debian's package "chromium").
+# Headless Chromium renders /api/docs in tests/api/test_docs_browser.py (Debian's package "chromium").
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

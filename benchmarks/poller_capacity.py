@@ -122,7 +122,7 @@ def main() -> None:
 
 def _submit(redis_url: str, count: int) -> None:
     """Add ``count`` submissions to the stream, as the API publishes them."""
-    stream = StreamNames().submissions
+    stream = StreamNames().applications
     client = redis.Redis.from_url(redis_url)
     try:
         for start in range(0, count, XADD_CHUNK):

@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: a real Redis, isolated per test by key prefix."""
+"""Fixtures every group of tests shares: a real Redis isolated per test by key prefix, a bank
+simulator, and the API in-process."""
 
 import os
 import uuid
@@ -15,10 +16,10 @@ from redis.asyncio import Redis
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
 from lendo_banksim.config import SimConfig
-from lendo_banksim.testing import RunningBankSim, running_bank_sim
+from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
 from lendo_streams import StreamNames
-from product import Processes, StartProcesses
+from tests.helpers import started_up
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -126,27 +127,10 @@ def settings(
 
 @pytest.fixture
 async def client(redis: Redis, settings: ApiSettings, aiohttp_client: AiohttpClient) -> ApiClient:
-    """The API under test; it stops before the ``redis`` fixture removes the test's keys."""
-    return await aiohttp_client(create_app(settings))
+    """The API under test, once its startup work is done (so a test's own work is all it sees).
 
-
-# --- the product as separate processes ---
-
-
-@pytest.fixture
-def start_processes(tmp_path: Path, redis_url: str, stream_prefix: str) -> Iterator[StartProcesses]:
-    """Start the product's three processes; whatever a test leaves running is stopped after."""
-    started: list[Processes] = []
-
-    def start(env: dict[str, str], max_delay: float) -> Processes:
-        processes = Processes(
-            tmp_path,
-            {"LENDO_REDIS_URL": redis_url, "LENDO_STREAM_PREFIX": stream_prefix, **env},
-            max_delay,
-        )
-        started.append(processes)
-        return processes.start()
-
-    yield start
-    for processes in started:
-        processes.kill()
+    It stops before the ``redis`` fixture removes the test's keys.
+    """
+    started = await aiohttp_client(create_app(settings))
+    await started_up(started.app)
+    return started

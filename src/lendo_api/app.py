@@ -7,14 +7,24 @@ from datetime import timedelta
 from aiohttp import web
 from redis.asyncio import Redis
 
+from lendo_api.app_keys import (
+    APPLICATIONS,
+    METRICS,
+    RECONCILER,
+    REDIS,
+    REDIS_LOSS_WATCH,
+    SETTINGS,
+    STORE,
+    UPDATES_TASK,
+)
 from lendo_api.applications import Applications
-from lendo_api.auth import ApiKeys
-from lendo_api.keys import APPLICATIONS, METRICS, RECONCILER, REDIS, SETTINGS, STORE, UPDATES_TASK
+from lendo_api.auth import ApiKeyCheck
 from lendo_api.metrics import ApiMetrics
 from lendo_api.middleware import api_middleware
-from lendo_api.openapi import setup_openapi
+from lendo_api.openapi.document import setup_openapi
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
+from lendo_api.redis_loss import RedisGeneration, RedisLossWatch
 from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
 from lendo_api.sqlite_store import SqliteStore
@@ -25,7 +35,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     """Build the API; resources open on startup and close in reverse order on cleanup."""
     metrics = ApiMetrics()
     app = web.Application(
-        middlewares=[api_middleware(ApiKeys(settings.api_keys), metrics)],
+        middlewares=[api_middleware(ApiKeyCheck(settings.api_keys), metrics)],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -60,7 +70,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 async def _workers(app: web.Application) -> AsyncIterator[None]:
     """Wire the domain, and run the update consumer and the reconciler while the app lives."""
     settings, store, redis = app[SETTINGS], app[STORE], app[REDIS]
-    publisher = SubmissionPublisher(redis, settings.streams.submissions, store)
+    publisher = SubmissionPublisher(redis, settings.streams.applications, store)
     keep_keys_for = timedelta(seconds=settings.idempotency_ttl)
     app[APPLICATIONS] = Applications(
         store,
@@ -85,14 +95,22 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         batch=settings.update_batch,
         block=settings.update_block,
         trim_interval=settings.trim_interval,
+        dead_letter_maxlen=settings.dead_letter_maxlen,
     )
-    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler)
+    app[REDIS_LOSS_WATCH] = loss_watch = RedisLossWatch(
+        RedisGeneration(redis, settings.streams.generation),
+        reconciler,
+        interval=settings.redis_check_interval,
+    )
+    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler, loss_watch)
     app[UPDATES_TASK] = asyncio.create_task(consumer.run(), name="lendo-api-updates")
     tasks = [
         app[UPDATES_TASK],
         asyncio.create_task(reconciler.run(), name="lendo-api-reconciler"),
+        asyncio.create_task(loss_watch.run(), name="lendo-api-redis-loss"),
     ]
     yield
     consumer.stop()
     reconciler.stop()
+    loss_watch.stop()
     await asyncio.gather(*tasks)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from uuid import UUID
 
+from lendo_api.crash_injection import maybe_crash
 from lendo_api.errors import ApplicationNotFound, IdempotencyKeyReused
-from lendo_api.faults import maybe_crash
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.store import (
     ApplicationStore,
@@ -17,7 +17,7 @@ from lendo_api.store import (
     Status,
     StoredApplication,
 )
-from lendo_streams.logs import get_logger
+from lendo_runtime.logs import get_logger
 
 log = get_logger()
 

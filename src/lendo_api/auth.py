@@ -13,14 +13,15 @@ from collections.abc import Sequence
 from aiohttp import web
 from pydantic import SecretStr
 
-from lendo_api.keys import CLIENT
-
 PROTECTED_PREFIX = "/api/applications"
 CHALLENGE = 'Bearer realm="lendo-api"'
 ANONYMOUS = ""
 
+CLIENT = web.RequestKey("client", str)
+"""Who is calling: an id derived from the API key, or empty without authentication."""
 
-class ApiKeys:
+
+class ApiKeyCheck:
     """The configured keys, and the check of a request against them; no keys, no check."""
 
     def __init__(self, keys: Sequence[SecretStr]) -> None:

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from lendo_api.app import create_app
 from lendo_api.settings import ApiSettings
-from lendo_streams.logs import configure_logging, get_logger
-from lendo_streams.settings import load_settings
+from lendo_runtime.logs import configure_logging, get_logger
+from lendo_runtime.settings import load_settings
 
 log = get_logger()
 
@@ -30,10 +30,8 @@ async def serve(settings: ApiSettings) -> None:
     try:
         site = web.TCPSite(runner, settings.host, settings.port)
         await site.start()
-        # Everything built so far (modules, models, the app, its resources) lives as
-        # long as the process: out of the collector's reach, a full collection walks
-        # only what came after. Under creates, full collections had come every second
-        # and held the loop 20-35 ms each, the p99's tail.
+        # Everything built so far lives as long as the process: frozen, a full
+        # collection walks only what came after (docs/performance.md, the p99's tail).
         gc.collect()
         gc.freeze()
         log.info("api_started", url=site.name)

@@ -22,11 +22,13 @@ from redis.exceptions import RedisError
 
 from lendo_api.applications import Applications
 from lendo_api.reconciler import Reconciler
+from lendo_api.redis_loss import RedisLossWatch
 from lendo_api.store import ApplicationStore, Status
 from lendo_api.updates import UpdateConsumer
+from lendo_runtime.logs import get_logger
+from lendo_runtime.metrics import Snapshot
 from lendo_streams import API_GROUP, POLLER_GROUP, StreamNames
-from lendo_streams.logs import get_logger
-from lendo_streams.metrics import GroupBacklog, Snapshot, group_backlog
+from lendo_streams.groups import GroupBacklog, group_backlog
 
 STATUSES: tuple[Status, ...] = get_args(Status)
 UNMATCHED_ROUTE = "unmatched"
@@ -68,7 +70,11 @@ class ApiMetrics:
         )
 
     def watch(
-        self, applications: Applications, updates: UpdateConsumer, reconciler: Reconciler
+        self,
+        applications: Applications,
+        updates: UpdateConsumer,
+        reconciler: Reconciler,
+        loss_watch: RedisLossWatch,
     ) -> None:
         """Expose the domain objects' own counters; called once they exist."""
 
@@ -109,6 +115,13 @@ class ApiMetrics:
             )
             rounds.add_metric([], reconciler.rounds)
             yield rounds
+            losses = CounterMetricFamily(
+                "lendo_api_redis_data_losses",
+                "Times this process found Redis had lost its data (the generation key gone) "
+                "and published every pending application again.",
+            )
+            losses.add_metric([], loss_watch.losses)
+            yield losses
 
         self.registry.register(Snapshot(read))
 
@@ -123,7 +136,7 @@ class ApiMetrics:
         for status in STATUSES:
             self.applications.labels(status).set(counts.get(status, 0))
         backlogs: dict[tuple[str, str], GroupBacklog | None] = {}
-        for stream, group in ((streams.updates, API_GROUP), (streams.submissions, POLLER_GROUP)):
+        for stream, group in ((streams.updates, API_GROUP), (streams.applications, POLLER_GROUP)):
             try:
                 backlogs[stream, group] = await group_backlog(redis, stream, group)
             except RedisError as error:
@@ -170,8 +183,8 @@ class HttpTraffic:
     """The HTTP request counter and duration histogram, kept as plain numbers.
 
     A request adds to a few ints and a float; the Prometheus families are built
-    only at scrape. prometheus_client's instruments took a lock and walked
-    their buckets in Python for every request, ~2-3% of a GET. The exposition
+    only at scrape: prometheus_client's instruments take a lock and walk their
+    buckets in Python for every request (docs/performance.md). The exposition
     is the one a ``Counter`` and a ``Histogram`` (default buckets) with these
     names and labels render, ``_created`` series included.
     """

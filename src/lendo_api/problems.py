@@ -17,7 +17,7 @@ from lendo_api.errors import (
     MalformedJson,
 )
 from lendo_api.models import Problem
-from lendo_streams.logs import get_logger
+from lendo_runtime.logs import get_logger
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from lendo_api.store import ApplicationStore, StoredApplication
+from lendo_runtime.batching import Batcher
 from lendo_streams import SubmissionMessage, encode
-from lendo_streams.batching import Batcher
 
 
 class SubmissionPublisher:

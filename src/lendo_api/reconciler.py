@@ -9,9 +9,10 @@ from datetime import timedelta
 from redis.exceptions import RedisError
 
 from lendo_api.publisher import SubmissionPublisher
-from lendo_api.stopping import StopSignal
 from lendo_api.store import ApplicationStore
-from lendo_streams.logs import get_logger
+from lendo_api.timestamps import now
+from lendo_runtime.logs import get_logger
+from lendo_runtime.stopping import StopSignal
 
 log = get_logger()
 
@@ -69,6 +70,22 @@ class Reconciler:
         if purged:
             log.info("idempotency_keys_purged", count=purged)
         return purged
+
+    async def republish_pending(self) -> int:
+        """Publish every application pending now, a batch at a time; return how many.
+
+        For when Redis lost its data: pending applications published before
+        now are all due at once, not after ``republish_after``.
+        """
+        since = now()
+        republished = 0
+        while True:
+            due = await self._store.due_for_publish(older_than=now() - since, limit=self._batch)
+            await self._publisher.publish(due)
+            self.published += len(due)
+            republished += len(due)
+            if len(due) < self._batch:
+                return republished
 
     async def sweep(self) -> int:
         """Publish one batch of due applications; return how many."""

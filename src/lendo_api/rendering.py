@@ -1,49 +1,40 @@
-"""Applications rendered straight to JSON, in the shape of :class:`lendo_api.models.Application`.
+"""Responses of the API, rendered straight to JSON in the shapes of :mod:`lendo_api.models`.
 
 The models stay the contract (the OpenAPI document is generated from them, and
-the tests check the responses against them), but building a pydantic model per
-application only to serialise it cost more than the rest of a request: a page
-of 100 took ~2.5 ms. Here a created application becomes a plain dict of its
+the tests check the responses against them), but a pydantic model per
+application only to serialise it costs more than the rest of a request
+(docs/performance.md). So a created application becomes a plain dict of its
 public fields for orjson; one read by id, and a page, arrive from the store as
 JSON text already.
 """
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
+from uuid import UUID
 
 import orjson
 from aiohttp import web
 
+from lendo_api.models import Application
 from lendo_api.store import StoredApplication
+from lendo_api.timestamps import timestamp_text
 
 _JSON = "application/json"
-
-
-def timestamp_text(moment: datetime) -> str:
-    """RFC 3339 in UTC with microseconds, always the same width: as the store keeps it.
-
-    A page's timestamps come verbatim from the store, so one application
-    reads the same in a page and on its own. ``isoformat`` with a fixed
-    ``timespec`` writes what ``strftime("%Y-%m-%dT%H:%M:%S.%fZ")`` would, at
-    a fraction of its cost (the offset ``+00:00`` becomes ``Z``).
-    """
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+_PUBLIC_FIELDS = tuple(Application.model_fields)
 
 
 def application_fields(application: StoredApplication) -> dict[str, object]:
     """The fields of :class:`~lendo_api.models.Application`, and nothing the store keeps besides."""
-    created_at = timestamp_text(application.created_at)
-    return {
-        "id": str(application.id),
-        "first_name": application.first_name,
-        "last_name": application.last_name,
-        "status": application.status,
-        "created_at": created_at,
-        # A new application's two timestamps are one moment: written once.
-        "updated_at": created_at
-        if application.updated_at == application.created_at
-        else timestamp_text(application.updated_at),
-    }
+    return {name: _json_value(getattr(application, name)) for name in _PUBLIC_FIELDS}
+
+
+def _json_value(value: object) -> object:
+    # Timestamps as the store writes them, so an application reads the same everywhere.
+    if isinstance(value, datetime):
+        return timestamp_text(value)
+    if isinstance(value, UUID):
+        return str(value)
+    return value
 
 
 def json_response(

@@ -10,9 +10,8 @@ import re
 import structlog
 from aiohttp import web
 
-from lendo_api.keys import REQUEST_ID
-
 HEADER = "X-Request-ID"
+REQUEST_ID = web.RequestKey("request_id", str)
 
 # The id is echoed and logged, so a client's own is accepted only if short and printable.
 ACCEPTABLE_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")

@@ -6,7 +6,7 @@ from typing import Annotated
 from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
 from pydantic_settings import NoDecode
 
-from lendo_streams.logs import LogLevel
+from lendo_runtime.logs import LogLevel
 from lendo_streams.settings import RedisSettings
 
 
@@ -17,7 +17,7 @@ def _comma_separated(value: object) -> object:
     return value
 
 
-ApiKeys = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
+ApiKeySecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
 """Secret, so that printing the settings never prints a key."""
 
 
@@ -48,6 +48,11 @@ class ApiSettings(RedisSettings):
         default=120.0,
         description="A pending application with no progress for this long is published again.",
     )
+    redis_check_interval: PositiveFloat = Field(
+        default=1.0,
+        description="How often the API looks whether Redis lost its data (its generation key "
+        "is gone); on a loss every pending application is published again at once.",
+    )
     publish_timeout: PositiveFloat = Field(
         default=1.0,
         description="Longest wait for Redis while creating an application; after it the "
@@ -68,7 +73,7 @@ class ApiSettings(RedisSettings):
         description="How long, in seconds, an Idempotency-Key is remembered; after it the "
         "same key creates a new application.",
     )
-    api_keys: ApiKeys = Field(
+    api_keys: ApiKeySecrets = Field(
         default=(),
         description="Comma-separated API keys. When set, every /api/applications call needs "
         "'Authorization: Bearer <key>'; docs, the OpenAPI document and /healthz stay open.",

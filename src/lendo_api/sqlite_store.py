@@ -5,7 +5,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -13,72 +13,28 @@ from uuid import UUID
 import aiosqlite
 import orjson
 
-from lendo_api.rendering import timestamp_text
+from lendo_api.sqlite_schema import (
+    APPLICATION_JSON,
+    INSERT,
+    INSERT_MANY,
+    NAMES,
+    SCHEMA,
+    from_row,
+    to_row,
+)
 from lendo_api.store import (
     IdempotencyKey,
     JsonPage,
     KeyedCreation,
-    Page,
     Status,
     StatusChange,
     StoredApplication,
     UpdateOutcome,
 )
-from lendo_streams.batching import Batcher
+from lendo_api.timestamps import now, timestamp_text
+from lendo_runtime.batching import Batcher
 
 T = TypeVar("T")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS applications (
-    seq          INTEGER PRIMARY KEY,
-    id           TEXT NOT NULL UNIQUE,
-    first_name   TEXT NOT NULL,
-    last_name    TEXT NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'rejected')),
-    request_id   TEXT,
-    created_at   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL,
-    published_at TEXT
-);
-CREATE INDEX IF NOT EXISTS applications_by_status ON applications (status, seq);
--- The outbox sweep reads only pending rows, oldest publish first.
-CREATE INDEX IF NOT EXISTS applications_to_publish
-    ON applications (published_at) WHERE status = 'pending';
--- The primary key is what makes concurrent requests with one key create one application.
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    scope          TEXT NOT NULL,
-    key            TEXT NOT NULL,
-    body_hash      TEXT NOT NULL,
-    application_id TEXT NOT NULL,
-    created_at     TEXT NOT NULL,
-    PRIMARY KEY (scope, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
-"""
-
-# Timestamps are stored as lendo_api.rendering.timestamp_text writes them: fixed
-# width, so that SQL compares them correctly as text.
-
-# The public fields of an application (lendo_api.models.Application) as one JSON object.
-_APPLICATION_JSON = (
-    "json_object('id', id, 'first_name', first_name, 'last_name', last_name,"
-    " 'status', status, 'created_at', created_at, 'updated_at', updated_at)"
-)
-
-_INSERT = (
-    "INSERT INTO applications"
-    " (id, first_name, last_name, status, request_id, created_at, updated_at)"
-    " VALUES (?, ?, ?, 'pending', ?, ?, ?)"
-)
-
-# A whole batch in one statement: the rows arrive as one JSON array of _INSERT's
-# parameters, and come back with their seq (in no particular order).
-_INSERT_MANY = (
-    "INSERT INTO applications"
-    " (id, first_name, last_name, status, request_id, created_at, updated_at)"
-    " SELECT value ->> 0, value ->> 1, value ->> 2, 'pending', value ->> 3, value ->> 4,"
-    " value ->> 5 FROM json_each(?) RETURNING id, seq"
-)
 
 
 class SqliteStore:
@@ -90,12 +46,11 @@ class SqliteStore:
     Reads are single statements on their own connections, without the lock:
     in WAL mode they see the last commit and never wait for a writer.
     The reads the API serves (one application, a page, as JSON) run on the
-    event loop itself, on a plain sqlite3 connection: an indexed read takes
-    ~8 µs there, against ~45-85 µs for the hop to an aiosqlite thread and
-    back, which was most of a GET. Between writes they share one read
-    transaction (:meth:`_quick_read`), which every write ends before it
-    begins. Other reads (counts, the outbox sweep, applications as objects)
-    stay on an aiosqlite thread, off the loop.
+    event loop itself, on a plain sqlite3 connection: an indexed read costs
+    less there than the hop to an aiosqlite thread and back
+    (docs/performance.md). Between writes they share one read transaction
+    (:meth:`_quick_read`), which every write ends before it begins. Other
+    reads (counts, the outbox sweep) stay on an aiosqlite thread, off the loop.
     Writes run shielded from cancellation, so a cancelled caller never leaves
     a transaction open, and :meth:`close` waits for them.
 
@@ -114,7 +69,7 @@ class SqliteStore:
         self._reader = reader
         self._quick_reader = quick_reader
         self._lock = asyncio.Lock()
-        self._creates: Batcher[StoredApplication, int] = Batcher(self._insert_batch)
+        self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteStore":
@@ -126,7 +81,7 @@ class SqliteStore:
             # NORMAL loses no committed data on a process crash in WAL mode, only on power loss.
             await connection.execute("PRAGMA synchronous = NORMAL")
             await connection.execute("PRAGMA busy_timeout = 5000")
-            await connection.executescript(_SCHEMA)
+            await connection.executescript(SCHEMA)
         except BaseException:
             await connection.close()
             raise
@@ -141,7 +96,7 @@ class SqliteStore:
         # A WAL reader waits only in rare moments (recovery after a crash); briefly, since
         # it waits on the event loop.
         quick_reader.execute("PRAGMA busy_timeout = 50")
-        # Plain tuples: a page of 100 reads ~20% faster than as sqlite3.Row.
+        # Plain tuples, not sqlite3.Row: cheaper per row (docs/performance.md).
         return cls(connection, reader, quick_reader)
 
     async def close(self) -> None:
@@ -155,8 +110,8 @@ class SqliteStore:
         self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
     ) -> StoredApplication:
         application = _new_application(id, first_name, last_name, request_id)
-        [seq] = await self._creates.submit([application])
-        return _with_seq(application, seq)
+        await self._creates.submit([application])
+        return application
 
     async def create_once(
         self,
@@ -169,7 +124,7 @@ class SqliteStore:
         keep_for: timedelta,
     ) -> KeyedCreation:
         application = _new_application(id, first_name, last_name, request_id)
-        now = timestamp_text(application.created_at)
+        created_at = timestamp_text(application.created_at)
 
         async def create_or_find() -> KeyedCreation:
             async with self._transaction():
@@ -189,7 +144,7 @@ class SqliteStore:
                         key.key,
                         key.body_hash,
                         str(id),
-                        now,
+                        created_at,
                         timestamp_text(application.created_at - keep_for),
                     ),
                 )
@@ -199,12 +154,13 @@ class SqliteStore:
                     (key.scope, key.key),
                 )
                 if claim["application_id"] == str(id):
-                    seq = await self._insert(application)
-                    return KeyedCreation(_with_seq(application, seq), True, key.body_hash)
+                    await self._db.execute(INSERT, to_row(application))
+                    return KeyedCreation(application, True, key.body_hash)
                 [row] = await self._db.execute_fetchall(
-                    "SELECT * FROM applications WHERE id = ?", (claim["application_id"],)
+                    f"SELECT {NAMES} FROM applications WHERE id = ?",  # noqa: S608 - ours
+                    (claim["application_id"],),
                 )
-                return KeyedCreation(_application(row), False, claim["body_hash"])
+                return KeyedCreation(from_row(row), False, claim["body_hash"])
 
         return await self._write(create_or_find)
 
@@ -212,38 +168,27 @@ class SqliteStore:
         async def purge() -> int:
             cursor = await self._db.execute(
                 "DELETE FROM idempotency_keys WHERE created_at < ?",
-                (timestamp_text(_now() - older_than),),
+                (timestamp_text(now() - older_than),),
             )
             return cursor.rowcount
 
         return await self._write(purge)
 
-    async def get(self, id: UUID) -> StoredApplication | None:
-        rows = await self._read("SELECT * FROM applications WHERE id = ?", (str(id),))
-        return _application(rows[0]) if rows else None
-
     async def get_json(self, id: UUID) -> str | None:
-        # As for a page: SQLite writes the JSON, ~7 µs against ~20 µs for a row, a
-        # StoredApplication and its fields rendered in Python.
+        # SQLite writes the JSON, as for a page: cheaper than building the application
+        # in Python to render it (docs/performance.md).
         rows = self._quick_read(
-            f"SELECT {_APPLICATION_JSON} FROM applications WHERE id = ?",  # noqa: S608 - ours
+            f"SELECT {APPLICATION_JSON} FROM applications WHERE id = ?",  # noqa: S608 - ours
             (str(id),),
         )
         return cast(str, rows[0][0]) if rows else None
 
-    async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
-        rows = await self._read(*_page_query("*", status=status, limit=limit, after=after))
-        items = [_application(row) for row in rows[:limit]]
-        return Page(items, items[-1].seq if len(rows) > limit else None)
-
     async def list_page_json(
         self, *, status: Status | None, limit: int, after: int | None
     ) -> JsonPage:
-        # SQLite writes each row's JSON: a page of 100 costs ~0.25 ms instead of
-        # ~1.4 ms building rows, dataclasses, UUIDs and datetimes to serialise them.
-        # The stored timestamps are already RFC 3339 text (timestamp_text).
+        # SQLite writes each row's JSON; the stored timestamps are already their text.
         rows = self._quick_read(
-            *_page_query(f"seq, {_APPLICATION_JSON}", status=status, limit=limit, after=after)
+            *_page_query(f"seq, {APPLICATION_JSON}", status=status, limit=limit, after=after)
         )
         items = [row[1] for row in rows[:limit]]
         return JsonPage(items, rows[limit - 1][0] if len(rows) > limit else None)
@@ -251,14 +196,14 @@ class SqliteStore:
     async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:
         if not changes:
             return UpdateOutcome(applied=0, unchanged=0, unknown=0)
-        now = timestamp_text(_now())
+        updated_at = timestamp_text(now())
 
         async def apply() -> UpdateOutcome:
             async with self._transaction():
                 cursor = await self._db.executemany(
                     "UPDATE applications SET status = ?, updated_at = ?"
                     " WHERE id = ? AND status = 'pending'",
-                    [(change.status, now, str(change.id)) for change in changes],
+                    [(change.status, updated_at, str(change.id)) for change in changes],
                 )
                 applied = cursor.rowcount
                 [(unknown,)] = await self._db.execute_fetchall(
@@ -275,36 +220,33 @@ class SqliteStore:
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int
     ) -> list[StoredApplication]:
-        # Left to itself, SQLite reads every pending row through the status index and
-        # sorts them (~18 ms at 40,000 pending, every sweep); the outbox's own index is
-        # in sweep order, so the walk stops at the batch (~0.3 ms; ~3 ms if none is due).
+        # The outbox's own index is in sweep order, so the walk stops at the batch;
+        # left to itself, SQLite sorts every pending row (docs/performance.md).
         rows = await self._read(
-            "SELECT * FROM applications INDEXED BY applications_to_publish"
+            f"SELECT {NAMES} FROM applications INDEXED BY applications_to_publish"  # noqa: S608
             " WHERE status = 'pending' AND (published_at IS NULL OR published_at < ?)"
             " ORDER BY published_at, seq LIMIT ?",
-            (timestamp_text(_now() - older_than), limit),
+            (timestamp_text(now() - older_than), limit),
         )
-        return [_application(row) for row in rows]
+        return [from_row(row) for row in rows]
 
     async def mark_published(self, ids: Sequence[UUID]) -> None:
         if not ids:
             return
 
         async def mark() -> None:
-            # "+status": without it SQLite's planner walks every pending row of the
-            # (status, seq) index, a cost growing with the backlog, instead of
-            # looking each id up in its unique index.
+            # "+status" keeps the planner on the id index: otherwise it walks every
+            # pending row of the (status, seq) index, a cost growing with the backlog.
             await self._db.execute(
                 "UPDATE applications SET published_at = ?"
                 " WHERE id IN (SELECT value FROM json_each(?)) AND +status = 'pending'",
-                (timestamp_text(_now()), json.dumps([str(id) for id in ids])),
+                (timestamp_text(now()), json.dumps([str(id) for id in ids])),
             )
 
         await self._write(mark)
 
     async def count_by_status(self) -> dict[Status, int]:
-        # SQLite scans the covering (status, seq) index, not the table: about 80 ms
-        # per million applications, once per scrape.
+        # A scan of the covering (status, seq) index, not the table; once per scrape.
         rows = await self._read("SELECT status, COUNT(*) FROM applications GROUP BY status", ())
         return {cast(Status, status): count for status, count in rows}
 
@@ -312,31 +254,25 @@ class SqliteStore:
         [(one,)] = await self._read("SELECT 1", ())
         return bool(one == 1)
 
-    async def _insert_batch(self, applications: list[StoredApplication]) -> list[int | Exception]:
-        """Insert in one statement, hence one transaction and one thread hop; return each ``seq``.
+    async def _insert_batch(self, applications: list[StoredApplication]) -> list[Exception | None]:
+        """Insert in one statement, hence one transaction and one thread hop.
 
         If the batch fails (an id already used), each is tried alone, so one
         bad create fails by itself and not the others batched with it.
         """
+        rows = orjson.dumps([to_row(application) for application in applications]).decode()
 
-        new_rows = [_row(app) for app in applications]
-
-        async def insert_all() -> list[int | Exception]:
-            rows = await self._db.execute_fetchall(_INSERT_MANY, (orjson.dumps(new_rows).decode(),))
-            seqs = {row["id"]: row["seq"] for row in rows}
-            return [seqs[row[0]] for row in new_rows]
+        async def insert_all() -> None:
+            await self._db.execute(INSERT_MANY, (rows,))
 
         try:
-            return list(await self._write(insert_all))
+            await self._write(insert_all)
         except sqlite3.IntegrityError as error:
             if len(applications) == 1:
                 return [error]
-        return [seq for app in applications for seq in await self._insert_batch([app])]
-
-    async def _insert(self, application: StoredApplication) -> int:
-        """Insert a new application; return its ``seq``. The caller holds the lock."""
-        cursor = await self._db.execute(_INSERT, _row(application))
-        return cast(int, cursor.lastrowid)
+        else:
+            return [None] * len(applications)
+        return [result for app in applications for result in await self._insert_batch([app])]
 
     async def _read(self, sql: str, parameters: tuple[object, ...]) -> list[sqlite3.Row]:
         rows = await self._reader.execute_fetchall(sql, parameters)
@@ -345,9 +281,9 @@ class SqliteStore:
     def _quick_read(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
         """Read on the event loop: only for indexed reads of a bounded number of rows.
 
-        Between writes, these reads share one read transaction: each statement
-        in autocommit mode took and released its own WAL snapshot and locks,
-        ~1-2 µs of a ~5 µs read. Only this process writes the file, so that
+        Between writes, these reads share one read transaction, rather than
+        each statement taking and releasing its own WAL snapshot and locks
+        (docs/performance.md). Only this process writes the file, so that
         snapshot is the latest commit until a write begins; every write ends it
         first (:meth:`_write`), and reads made while one runs are autocommit,
         seeing each commit at once. So a read after a write sees it, and no
@@ -389,8 +325,8 @@ def _page_query(
     columns: str, *, status: Status | None, limit: int, after: int | None
 ) -> tuple[str, tuple[object, ...]]:
     """The statement and parameters reading ``columns`` of one page."""
-    # One row more than asked tells whether another page follows. An indexed range
-    # of at most 1001 rows: ~0.25 ms per 100 on the event loop.
+    # One row more than asked tells whether another page follows; an indexed range
+    # of at most 1001 rows, so bounded enough for the event loop.
     if status is None:
         return (
             f"SELECT {columns} FROM applications WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608 - columns are ours
@@ -406,69 +342,15 @@ def _page_query(
 def _new_application(
     id: UUID, first_name: str, last_name: str, request_id: str | None
 ) -> StoredApplication:
-    """A pending, unpublished application; its ``seq`` is known once inserted."""
-    now = _now()
+    """A pending, unpublished application, created when last updated."""
+    created_at = now()
     return StoredApplication(
-        seq=0,
         id=id,
         first_name=first_name,
         last_name=last_name,
         status="pending",
         request_id=request_id,
-        created_at=now,
-        updated_at=now,
+        created_at=created_at,
+        updated_at=created_at,
         published_at=None,
-    )
-
-
-def _with_seq(application: StoredApplication, seq: int) -> StoredApplication:
-    """``application`` once inserted; built directly, ~4x cheaper than ``dataclasses.replace``."""
-    return StoredApplication(
-        seq,
-        application.id,
-        application.first_name,
-        application.last_name,
-        application.status,
-        application.request_id,
-        application.created_at,
-        application.updated_at,
-        application.published_at,
-    )
-
-
-def _row(application: StoredApplication) -> tuple[str, str, str, str | None, str, str]:
-    """The parameters of :data:`_INSERT` for a new application (created when last updated)."""
-    now = timestamp_text(application.created_at)
-    return (
-        str(application.id),
-        application.first_name,
-        application.last_name,
-        application.request_id,
-        now,
-        now,
-    )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _moment(text: str) -> datetime:
-    # fromisoformat parses our fixed format (trailing "Z" included) ten times faster
-    # than strptime, which dominated the cost of reading a page of 100 rows.
-    return datetime.fromisoformat(text)
-
-
-def _application(row: sqlite3.Row) -> StoredApplication:
-    published_at: str | None = row["published_at"]
-    return StoredApplication(
-        seq=row["seq"],
-        id=UUID(row["id"]),
-        first_name=row["first_name"],
-        last_name=row["last_name"],
-        status=row["status"],
-        request_id=row["request_id"],
-        created_at=_moment(row["created_at"]),
-        updated_at=_moment(row["updated_at"]),
-        published_at=None if published_at is None else _moment(published_at),
     )

@@ -20,8 +20,6 @@ Status = Literal["pending", "completed", "rejected"]
 class StoredApplication:
     """One application as the store keeps it, bookkeeping included."""
 
-    seq: int
-    """Position in creation order; pages are cut on it."""
     id: UUID
     first_name: str
     last_name: str
@@ -32,15 +30,6 @@ class StoredApplication:
     updated_at: datetime
     published_at: datetime | None
     """When the submission stream last accepted it; ``None`` until then."""
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """Applications in creation order, and where the next page starts."""
-
-    items: list[StoredApplication]
-    next_after: int | None
-    """The ``seq`` to continue after; ``None`` on the last page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,28 +117,21 @@ class ApplicationStore(Protocol):
         """Forget keys used more than ``older_than`` ago; return how many."""
         ...
 
-    async def get(self, id: UUID) -> StoredApplication | None:
-        """The application with this id, if any."""
-        ...
-
     async def get_json(self, id: UUID) -> str | None:
-        """The application :meth:`get` reads, as the JSON of its public fields, if any.
+        """The application with this id, as the JSON of its public fields, if any.
 
         Written as :meth:`list_page_json` writes each item, so one application
         reads the same alone and in a page.
         """
         ...
 
-    async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> Page:
-        """Up to ``limit`` applications (of ``status``, if given) created after ``after``."""
-        ...
-
     async def list_page_json(
         self, *, status: Status | None, limit: int, after: int | None
     ) -> JsonPage:
-        """The page :meth:`list_page` reads, as the JSON of its public fields.
+        """Up to ``limit`` applications (of ``status``, if given) created after ``after``.
 
-        Timestamps are written as :func:`lendo_api.rendering.timestamp_text` writes them.
+        Each as the JSON of its public fields, timestamps as
+        :func:`lendo_api.timestamps.timestamp_text` writes them.
         """
         ...
 

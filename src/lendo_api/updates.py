@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
 
-from lendo_api.stopping import StopSignal
 from lendo_api.store import ApplicationStore, StatusChange
+from lendo_runtime.logs import get_logger
+from lendo_runtime.stopping import StopSignal
 from lendo_streams import (
     API_GROUP,
     Entry,
@@ -19,7 +19,7 @@ from lendo_streams import (
     decode,
     read_group,
 )
-from lendo_streams.logs import get_logger
+from lendo_streams.dead_letters import queue_dead_letters
 from lendo_streams.trimming import trim_acknowledged
 
 FIRST_RETRY = 0.1
@@ -62,6 +62,7 @@ class UpdateConsumer:
         batch: int,
         block: float,
         trim_interval: float,
+        dead_letter_maxlen: int,
     ) -> None:
         self._redis = redis
         self._store = store
@@ -71,6 +72,7 @@ class UpdateConsumer:
         # XREADGROUP BLOCK 0 would wait forever, so round up to at least 1 ms.
         self._block_ms = max(1, round(block * 1000))
         self._trim_interval = trim_interval
+        self._dead_letter_maxlen = dead_letter_maxlen
         self._next_trim = 0.0
         self._stop = StopSignal()
         self.stats = UpdateStats()
@@ -162,12 +164,14 @@ class UpdateConsumer:
         )
 
     async def _dead_letter(self, malformed: list[tuple[Entry, str]]) -> None:
+        for entry, reason in malformed:
+            log.warning("update_dead_lettered", entry_id=entry.id.decode(), reason=reason)
         async with self._redis.pipeline(transaction=False) as pipe:
-            for entry, reason in malformed:
-                log.warning("update_dead_lettered", entry_id=entry.id.decode(), reason=reason)
-                fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
-                fields[b"reason"] = reason.encode()
-                fields[b"source_stream"] = self._streams.updates.encode()
-                fields[b"source_id"] = entry.id
-                pipe.xadd(self._streams.dead_letters, fields)
+            queue_dead_letters(
+                pipe,
+                self._streams,
+                self._streams.updates,
+                malformed,
+                maxlen=self._dead_letter_maxlen,
+            )
             await pipe.execute()

@@ -14,8 +14,6 @@ from lendo_banksim.keys import BANK_STATE
 from lendo_banksim.routes import add_bank_routes
 from lendo_banksim.state import BankState
 
-__all__ = ["BANK_STATE", "create_app"]
-
 
 def create_app(config: SimConfig) -> web.Application:
     app = web.Application()

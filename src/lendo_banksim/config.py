@@ -13,7 +13,9 @@ class Faults(BaseModel):
 
     ``slow_rate`` adds latency on top of whatever the answer is. Drop, fail and
     garbage are exclusive outcomes of one request, so their rates share one
-    draw and may not add up to more than 1.
+    draw and may not add up to more than 1. ``refuse_rate`` is not drawn per
+    request but per application, from the seed like its outcome, so a
+    refused application is refused again however often it is submitted.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -28,6 +30,11 @@ class Faults(BaseModel):
     )
     garbage_rate: Rate = Field(
         default=0.0, description="Share answered 200 with a truncated or non-JSON body."
+    )
+    refuse_rate: Rate = Field(
+        default=0.0,
+        description="Share of applications refused as invalid (400, registering nothing) "
+        "at every submission; which ones follows from the seed and the id.",
     )
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ import json
 from aiohttp import web
 from pydantic import ValidationError
 
-from lendo_banksim.contract import ErrorOut
+from lendo_banksim.bodies import ErrorOut
 from lendo_banksim.keys import BANK_STATE
 from lendo_banksim.routes import json_response
 
@@ -19,6 +19,7 @@ def control_api() -> web.Application:
     control = web.Application()
     control.router.add_get("/stats", stats)
     control.router.add_get("/decisions", decisions)
+    control.router.add_get("/refused", refused)
     control.router.add_get("/decision_times", decision_times)
     control.router.add_get("/requests_per_application", requests_per_application)
     control.router.add_post("/reset", reset)
@@ -34,6 +35,12 @@ async def stats(request: web.Request) -> web.Response:
 async def decisions(request: web.Request) -> web.Response:
     outcomes = request.config_dict[BANK_STATE].decisions()
     return web.json_response({str(app_id): outcome for app_id, outcome in outcomes.items()})
+
+
+async def refused(request: web.Request) -> web.Response:
+    """The ids of every application refused as invalid, sorted."""
+    ids = request.config_dict[BANK_STATE].refused()
+    return web.json_response(sorted(str(app_id) for app_id in ids))
 
 
 async def decision_times(request: web.Request) -> web.Response:

@@ -1,8 +1,9 @@
 """The bank's refusals, each carrying the exact status and message of the contract.
 
 Clients match on these strings (``"the application ID is already used"`` means
-success to a resubmitting poller), so they are copied verbatim from
-docs/bank-partner-api.md and must not be reworded.
+success to a resubmitting poller), so they are copied verbatim from the
+partner's API (the ``lendoab/interview-service`` image, documented at its
+``/docs``) and must not be reworded.
 """
 
 

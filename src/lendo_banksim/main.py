@@ -11,12 +11,13 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import NoReturn
 
+import structlog
 import uvloop
 from pydantic import ValidationError
 
+from lendo_banksim.logs import configure_logging
 from lendo_banksim.server import running_bank_sim
 from lendo_banksim.settings import SimSettings
-from lendo_streams.logs import configure_logging, get_logger
 
 PROGRAM = "lendo-bank-sim"
 
@@ -47,7 +48,7 @@ def parse_settings(argv: Sequence[str] | None = None) -> SimSettings:
 
 
 async def serve(settings: SimSettings) -> None:
-    log = get_logger()
+    log = structlog.get_logger()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ValidationError
 
-from lendo_banksim.contract import ApplicationCreated, ApplicationIn, ErrorOut
+from lendo_banksim.bodies import ApplicationCreated, ApplicationIn, ErrorOut
 from lendo_banksim.errors import (
     ApplicationIdMissing,
     ApplicationIdNotUuid,

@@ -1,4 +1,11 @@
-"""Serving a simulator on a TCP port, for the CLI and for in-process tests."""
+"""Serving a simulator on a TCP port, for the CLI and for in-process tests.
+
+For example, a bank that fails half of its requests and decides within 0.2 s::
+
+    config = SimConfig(min_delay=0.05, max_delay=0.2, fail_rate=0.5)
+    async with running_bank_sim(config) as sim:
+        ...  # talk to sim.url over HTTP; assert on sim.state
+"""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -7,8 +14,9 @@ from dataclasses import dataclass
 from aiohttp import web
 from yarl import URL
 
-from lendo_banksim.app import BANK_STATE, create_app
+from lendo_banksim.app import create_app
 from lendo_banksim.config import SimConfig
+from lendo_banksim.keys import BANK_STATE
 from lendo_banksim.state import BankState
 
 SHUTDOWN_GRACE = 1.0

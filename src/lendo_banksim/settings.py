@@ -7,7 +7,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lendo_banksim.config import SimConfig
-from lendo_streams.logs import LogLevel
+from lendo_banksim.logs import LogLevel
 
 
 class SimSettings(SimConfig, BaseSettings):

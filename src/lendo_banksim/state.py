@@ -5,8 +5,9 @@ application and no task or timer; a job's status is worked out on each poll
 from the monotonic clock and the decision time fixed at submission. Names are
 never stored, since the bank only echoes them in its 201 answer.
 
-Outcome and delay both follow from ``sha256(seed:id)``, so a simulator
-restarted with the same seed decides every application the same way.
+Outcome, delay and whether the application is refused as invalid all follow
+from ``sha256(seed:id)``, so a simulator restarted with the same seed decides
+every application the same way.
 """
 
 import hashlib
@@ -20,9 +21,9 @@ from uuid import UUID, uuid4
 
 from pydantic import BaseModel, ConfigDict
 
+from lendo_banksim.bodies import FinalStatus, JobOut, JobStatus
 from lendo_banksim.config import Faults, SimConfig
-from lendo_banksim.contract import FinalStatus, JobOut, JobStatus
-from lendo_banksim.errors import ApplicationIdUsed, UnknownApplication
+from lendo_banksim.errors import ApplicationIdUsed, InvalidPayload, UnknownApplication
 from lendo_banksim.faults import FaultInjector, FaultKind
 
 
@@ -53,6 +54,8 @@ class SimStats(BaseModel):
     """Job lookups of a well-formed id, found or not."""
     not_found: int
     """Job lookups answered 404."""
+    refused: int
+    """Submissions refused as invalid because of ``refuse_rate``."""
     applications: int
     """Applications the bank holds now."""
     faults: dict[FaultKind, int]
@@ -69,6 +72,8 @@ class BankState:
         self._jobs: dict[UUID, Job] = {}
         self._decisions: dict[UUID, FinalStatus] = {}
         self._requests: Counter[UUID] = Counter()
+        self._refused: set[UUID] = set()
+        self._refusals = 0
         self._submissions = 0
         self._duplicates = 0
         self._polls = 0
@@ -76,17 +81,30 @@ class BankState:
 
     def decide(self, application_id: UUID) -> tuple[FinalStatus, float]:
         """The outcome of an application and its delay in seconds, fixed by the seed."""
-        digest = hashlib.sha256(f"{self.seed}:{application_id}".encode()).digest()
+        digest = self._digest(application_id)
         outcome: FinalStatus = "completed" if digest[0] % 2 == 0 else "rejected"
         fraction = int.from_bytes(digest[1:9]) / 2**64
         return outcome, self._min_delay + fraction * self._window
 
+    def refuses(self, application_id: UUID) -> bool:
+        """Whether the bank refuses this application as invalid at the current ``refuse_rate``."""
+        fraction = int.from_bytes(self._digest(application_id)[9:17]) / 2**64
+        return fraction < self.faults.rates.refuse_rate
+
     def submit(self, application_id: UUID) -> None:
-        """Start assessing an application; raise :class:`ApplicationIdUsed` if held already."""
+        """Start assessing an application.
+
+        Raise :class:`ApplicationIdUsed` if held already, :class:`InvalidPayload`
+        (registering nothing) if the bank refuses it.
+        """
         self._requests[application_id] += 1
         if application_id in self._jobs:
             self._duplicates += 1
             raise ApplicationIdUsed
+        if self.refuses(application_id):
+            self._refused.add(application_id)
+            self._refusals += 1
+            raise InvalidPayload
         outcome, delay = self.decide(application_id)
         self._jobs[application_id] = Job(uuid4(), time.monotonic() + delay, outcome)
         self._decisions[application_id] = outcome
@@ -112,6 +130,10 @@ class BankState:
         """Change some fault rates from now on; raise ``ValidationError`` if invalid."""
         return self.faults.change(changes)
 
+    def refused(self) -> set[UUID]:
+        """Every application refused as invalid at least once, held or not."""
+        return set(self._refused)
+
     def decisions(self) -> dict[UUID, FinalStatus]:
         """The outcome of every application ever submitted, decided yet or not."""
         return dict(self._decisions)
@@ -132,6 +154,9 @@ class BankState:
         """
         return dict(self._requests)
 
+    def _digest(self, application_id: UUID) -> bytes:
+        return hashlib.sha256(f"{self.seed}:{application_id}".encode()).digest()
+
     def stats(self) -> SimStats:
         return SimStats(
             seed=self.seed,
@@ -139,6 +164,7 @@ class BankState:
             duplicate_submissions=self._duplicates,
             polls=self._polls,
             not_found=self._not_found,
+            refused=self._refusals,
             applications=len(self._jobs),
             faults=dict(self.faults.counts),
         )

@@ -20,16 +20,45 @@ def console_script(name: str) -> str:
 
 
 class Service:
-    """One child process of the system (``lendo-api``, ``lendo-poller``, ...)."""
+    """One child process of the system (``lendo-api``, ``lendo-poller``, ...).
+
+    ``url`` is where it serves HTTP, if it does, and ``ready_path`` what answers
+    2xx there once it is up. It can be started again after it ended.
+    """
 
     def __init__(
-        self, name: str, args: list[str], env: Mapping[str, str], log: Path | None = None
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log: Path | None = None,
+        *,
+        url: str | None = None,
+        ready_path: str | None = None,
     ) -> None:
         self.name = name
         self.args = args
         self.env = {**os.environ, **env}
         self.log = log
+        self._url = url
+        self._ready_path = ready_path
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def label(self) -> str:
+        """The name of its log file, unique within a system."""
+        return self.log.stem if self.log else self.name
+
+    @property
+    def base_url(self) -> str:
+        """Where it serves HTTP, e.g. ``http://127.0.0.1:40123``."""
+        if self._url is None:
+            raise RuntimeError(f"{self.name} serves no HTTP")
+        return self._url
+
+    def wait_until_ready(self, timeout: float = 20.0) -> None:
+        """Return once it answers on its ready path; fail if it exits first."""
+        wait_for_http(f"{self.base_url}{self._ready_path or '/'}", timeout, service=self)
 
     def start(self) -> "Service":
         output = self.log.open("ab") if self.log else None

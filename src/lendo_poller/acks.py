@@ -1,14 +1,14 @@
 """The only ways a submission entry leaves the pending list.
 
 An entry is acknowledged in the same MULTI/EXEC transaction as the entry that
-says what became of it: the update for a decided application, the dead letter
-for one that cannot be processed. Redis runs a transaction all or nothing, so
+says what became of it: the update for a decided or failed application, the
+dead letter for an entry that cannot be processed. Redis runs a transaction all or nothing, so
 an ack never happens without its record, even if the process dies mid-call.
 Every write is retried until it succeeds or is cancelled: a result that could
 not be written yet is only delayed, never dropped.
 
 The updates of applications decided at about the same time share one
-transaction (a :class:`~lendo_streams.batching.Batcher`): under load, the
+transaction (a :class:`~lendo_runtime.batching.Batcher`): under load, the
 poller pays one Redis round trip for many acks, not one each. An actor
 cancelled while its ack waits (the poller stopping) does not take the ack
 back: the shared transaction still writes it. At shutdown :meth:`Acker.drain`
@@ -25,19 +25,14 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
-from redis.typing import EncodableT, FieldT
 from tenacity import RetryCallState
 
 from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
+from lendo_runtime.batching import Batcher
+from lendo_runtime.logs import get_logger
 from lendo_streams import POLLER_GROUP, Entry, UpdateMessage, encode
-from lendo_streams.batching import Batcher
-from lendo_streams.logs import get_logger
-
-REASON_FIELD = b"reason"
-ENTRY_ID_FIELD = b"entry_id"
-SOURCE_STREAM_FIELD = b"source_stream"
-"""Where a replay (``lendo-dead-letters replay``) puts the entry back."""
+from lendo_streams.dead_letters import queue_dead_letters
 
 
 @dataclass(slots=True)
@@ -47,6 +42,8 @@ class AckStats:
     finished: int = 0
     completed: int = 0
     rejected: int = 0
+    failed: int = 0
+    """Applications the bank kept refusing as invalid, published as ``failed``."""
     dead_lettered: int = 0
     duplicates: int = 0
     write_retries: int = 0
@@ -60,13 +57,14 @@ class Acker:
     def __init__(self, redis: "Redis", settings: PollerSettings) -> None:
         self._redis = redis
         self._streams = settings.streams
+        self._dead_letter_maxlen = settings.dead_letter_maxlen
         self._backoff = settings.backoff
         self._log = get_logger()
         self.stats = AckStats()
         self._finishes: Batcher[tuple[bytes, UpdateMessage], None] = Batcher(self._finish_batch)
 
     async def finish(self, entry_id: bytes, update: UpdateMessage) -> None:
-        """Publish the bank's final status and acknowledge the submission entry."""
+        """Publish the final status (decided or failed) and acknowledge the submission entry."""
         await self._finishes.submit([(entry_id, update)])
 
     async def drain(self, deadline: float) -> None:
@@ -83,13 +81,14 @@ class Acker:
         """Move entries that cannot be processed, as they were, to the dead-letter stream."""
 
         def queue(pipe: Pipeline) -> None:
-            for entry, reason in rejects:
-                fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
-                fields[REASON_FIELD] = reason.encode()
-                fields[ENTRY_ID_FIELD] = entry.id
-                fields[SOURCE_STREAM_FIELD] = self._streams.submissions.encode()
-                pipe.xadd(self._streams.dead_letters, fields)
-            pipe.xack(self._streams.submissions, POLLER_GROUP, *(entry.id for entry, _ in rejects))
+            queue_dead_letters(
+                pipe,
+                self._streams,
+                self._streams.applications,
+                rejects,
+                maxlen=self._dead_letter_maxlen,
+            )
+            pipe.xack(self._streams.applications, POLLER_GROUP, *(entry.id for entry, _ in rejects))
 
         await self._commit(queue)
         self.stats.dead_lettered += len(rejects)
@@ -99,7 +98,7 @@ class Acker:
     async def drop_duplicates(self, entry_ids: Sequence[bytes]) -> None:
         """Acknowledge entries whose application another entry already carries to the end."""
         await self._commit(
-            lambda pipe: pipe.xack(self._streams.submissions, POLLER_GROUP, *entry_ids)
+            lambda pipe: pipe.xack(self._streams.applications, POLLER_GROUP, *entry_ids)
         )
         self.stats.duplicates += len(entry_ids)
         self._log.info("duplicates_acknowledged", count=len(entry_ids))
@@ -109,7 +108,7 @@ class Acker:
             for _, update in finishes:
                 pipe.xadd(self._streams.updates, encode(update))
             pipe.xack(
-                self._streams.submissions, POLLER_GROUP, *(entry_id for entry_id, _ in finishes)
+                self._streams.applications, POLLER_GROUP, *(entry_id for entry_id, _ in finishes)
             )
 
         await self._commit(queue)
@@ -118,6 +117,15 @@ class Acker:
         self.stats.update_transactions += 1
         self.stats.finished += len(finishes)
         for _, update in finishes:
+            if update.status == "failed":
+                self.stats.failed += 1
+                self._log.warning(
+                    "application_failed",
+                    application_id=str(update.id),
+                    request_id=update.request_id,
+                    failure_reason=update.failure_reason,
+                )
+                continue
             if update.status == "completed":
                 self.stats.completed += 1
             else:

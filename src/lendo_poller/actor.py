@@ -27,13 +27,14 @@ from lendo_poller.bank import (
     InvalidApplication,
     JobNotFound,
     JobStatus,
+    Submitted,
     UnknownJobStatus,
 )
 from lendo_poller.gate import Gate
 from lendo_poller.retries import call_retrying
 from lendo_poller.settings import PollerSettings
+from lendo_runtime.logs import get_logger
 from lendo_streams import Entry, SubmissionMessage, UpdateMessage, decode
-from lendo_streams.logs import get_logger
 
 Argument = TypeVar("Argument")
 Answer = TypeVar("Answer")
@@ -43,7 +44,7 @@ class Actors:
     """What every actor shares; :meth:`follow` is the coroutine of one actor.
 
     ``on_done(entry_id, application_id)`` is called when an actor ends,
-    however it ends (decided, dead-lettered, failed or cancelled).
+    however it ends (decided, failed, crashed or cancelled).
     """
 
     def __init__(
@@ -58,6 +59,7 @@ class Actors:
         self._first_poll_delay = settings.first_poll_delay
         self._poll_interval = settings.poll_interval
         self._backoff = settings.backoff
+        self._invalid_attempts = settings.invalid_attempts
         # Actors queue here, before building a request: a waiting actor costs
         # a future, not a retry state and an HTTP request. The gate is as wide
         # as the connection pool, so a request never waits for a connection.
@@ -76,14 +78,25 @@ class Actors:
         try:
             while True:
                 try:
-                    await self._submit(entry)
+                    submitted = await self._submit(entry)
                 except InvalidApplication as error:
-                    reason = f"bank refused the payload: {error}"
-                    await self._acker.dead_letter([(entry, reason)])
+                    failed = UpdateMessage(
+                        id=application_id,
+                        status="failed",
+                        failure_reason=str(error),
+                        decided_at=datetime.now(UTC),
+                        request_id=request_id,
+                    )
+                    await self._acker.finish(entry.id, failed)
                     return
-                # The bank decides 5-20 s after a submission; polling earlier only costs requests.
+                # The bank decides 5-20 s after a submission; polling earlier only costs
+                # requests. An application it had already (the entry was redelivered) has
+                # usually been decided: waiting again would only delay its recovery.
                 loop = asyncio.get_running_loop()
-                schedule = PollSchedule(loop.time() + self._first_poll_delay, self._poll_interval)
+                first = loop.time()
+                if submitted == "accepted":
+                    first += self._first_poll_delay
+                schedule = PollSchedule(first, self._poll_interval)
                 try:
                     while True:
                         await asyncio.sleep(schedule.wait(loop.time()))
@@ -114,10 +127,22 @@ class Actors:
         finally:
             self._on_done(entry.id, application_id)
 
-    async def _submit(self, entry: Entry) -> None:
+    async def _submit(self, entry: Entry) -> Submitted:
+        """Submit until the bank takes the application; raise the last of
+        ``invalid_attempts`` :class:`InvalidApplication` refusals."""
+        # A refusal is retried in case the body was damaged on the way; the backoff
+        # is waited outside the gate, so refused actors hold no bank connection.
+        return await call_retrying(
+            lambda: self._submit_once(entry),
+            retry_on=InvalidApplication,
+            wait=self._backoff,
+            attempts=self._invalid_attempts,
+        )
+
+    async def _submit_once(self, entry: Entry) -> Submitted:
         async with self._gate:
             message = decode(SubmissionMessage, entry.fields)
-            await self._call(self._bank.submit, message)
+            return await self._call(self._bank.submit, message)
 
     async def _job_status(self, application_id: UUID) -> JobStatus:
         async with self._gate:

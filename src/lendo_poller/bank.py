@@ -23,6 +23,9 @@ from lendo_streams import SubmissionMessage
 
 JobStatus = Literal["pending", "completed", "rejected"]
 
+Submitted = Literal["accepted", "already_known"]
+"""How a submission succeeded: the bank took it now, or it had it already (a resubmission)."""
+
 RequestTimed = Callable[[str, float], None]
 """``on_request(method, seconds)``: one bank request took ``seconds`` to its answer or failure."""
 
@@ -144,10 +147,12 @@ class BankClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def submit(self, message: SubmissionMessage) -> None:
+    async def submit(self, message: SubmissionMessage) -> Submitted:
         """Hand an application to the bank; a resubmission the bank already has is success.
 
-        Raises :class:`InvalidApplication` or :class:`BankUnavailable`.
+        Returns ``"already_known"`` for an application the bank had before this
+        call, whose assessment may be over already. Raises
+        :class:`InvalidApplication` or :class:`BankUnavailable`.
         """
         payload = {
             "id": message.id,
@@ -157,12 +162,12 @@ class BankClient:
         status, body = await self._request("POST", self._applications_url, orjson.dumps(payload))
         if status == 201 and self._accepted(body, message.id):
             self.stats.accepted += 1
-            return
+            return "accepted"
         if status == 400:
             error = self._error_of(body)
             if _ALREADY_USED in error:
                 self.stats.already_known += 1
-                return
+                return "already_known"
             if _NOT_VALID in error:
                 self.stats.invalid += 1
                 raise InvalidApplication(error)

@@ -12,14 +12,14 @@ import uvloop
 from redis.asyncio import Redis
 
 from lendo_poller.bank import BankClient
-from lendo_poller.collector import keep_actors_frozen
+from lendo_poller.frozen_actors import keep_actors_frozen
 from lendo_poller.loop_lag import watch_loop_lag
 from lendo_poller.metrics import PollerMetrics
 from lendo_poller.ops_server import create_ops_app, serving
 from lendo_poller.poller import Poller
 from lendo_poller.settings import PollerSettings
-from lendo_streams.logs import configure_logging, get_logger
-from lendo_streams.settings import load_settings
+from lendo_runtime.logs import configure_logging, get_logger
+from lendo_runtime.settings import load_settings
 
 
 def main() -> None:
@@ -82,6 +82,7 @@ async def _summarize(poller: Poller, bank: BankClient, interval: float) -> None:
             "poller_summary",
             in_flight=poller.in_flight,
             finished=poller.stats.finished,
+            failed=poller.stats.failed,
             dead_lettered=poller.stats.dead_lettered,
             duplicates=poller.stats.duplicates,
             redis_write_retries=poller.stats.write_retries,

@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import Metric
 
 from lendo_poller.bank import BankClient
 from lendo_poller.poller import Poller
-from lendo_streams.metrics import Snapshot
+from lendo_runtime.metrics import Snapshot
 
 
 class PollerMetrics:
@@ -67,11 +67,13 @@ class PollerMetrics:
             stats = poller.stats
             finished = CounterMetricFamily(
                 "lendo_poller_applications_finished",
-                "Applications whose final status was published, by status.",
+                "Applications whose final status was published, by status: the bank's "
+                "decision (completed, rejected), or failed (refused as invalid).",
                 labels=["status"],
             )
             finished.add_metric(["completed"], stats.completed)
             finished.add_metric(["rejected"], stats.rejected)
+            finished.add_metric(["failed"], stats.failed)
             yield finished
             for name, documentation, value in (
                 (
@@ -86,7 +88,8 @@ class PollerMetrics:
                 ),
                 (
                     "lendo_poller_entries_taken_over",
-                    "Entries taken over from consumers presumed dead (XAUTOCLAIM).",
+                    "Entries taken over from consumers presumed dead: without a heartbeat, "
+                    "or (XAUTOCLAIM) idle for claim_idle.",
                     poller.taken_over,
                 ),
                 (

@@ -13,8 +13,8 @@ from redis.asyncio import Redis
 
 from lendo_poller.metrics import PollerMetrics
 from lendo_poller.poller import Poller
-from lendo_streams import probes
-from lendo_streams.metrics import metrics_handler
+from lendo_runtime import probes
+from lendo_runtime.metrics import metrics_handler
 
 
 def create_ops_app(poller: Poller, redis: "Redis", metrics: PollerMetrics) -> web.Application:

@@ -5,6 +5,13 @@ in flight, how many more it may take, which abandoned entries to take over
 and which entries never get an actor (malformed, delivered too often, or a
 duplicate of an application already in flight).
 
+Dead consumers: the poller keeps a heartbeat key (:mod:`lendo_streams.heartbeats`)
+refreshed every ``heartbeat_interval`` by a task of its own, and as often
+takes over the pending entries of every other consumer without one. A
+consumer with neither a heartbeat nor pending entries is removed from the
+group. XAUTOCLAIM after ``claim_idle`` remains for consumers that keep no
+heartbeat.
+
 Duplicates: an entry whose application already has an actor in this process
 is acknowledged at once without an update. The running actor's entry still
 carries the application, unacknowledged until its update is written, so
@@ -25,6 +32,7 @@ from lendo_poller.acks import Acker, AckStats
 from lendo_poller.actor import Actors
 from lendo_poller.bank import BankClient
 from lendo_poller.settings import PollerSettings
+from lendo_runtime.logs import get_logger
 from lendo_streams import (
     POLLER_GROUP,
     Entry,
@@ -36,7 +44,14 @@ from lendo_streams import (
     read_group,
     touch,
 )
-from lendo_streams.logs import get_logger
+from lendo_streams.groups import release
+from lendo_streams.heartbeats import (
+    beat,
+    remove_consumer,
+    silent_consumers,
+    stop_beating,
+    take_over,
+)
 from lendo_streams.trimming import trim_acknowledged
 
 TOUCH_CHUNK = 1_000
@@ -54,8 +69,10 @@ class Poller:
     def __init__(self, settings: PollerSettings, redis: "Redis", bank: BankClient) -> None:
         self._settings = settings
         self._redis = redis
-        self._stream = settings.streams.submissions
+        self._streams = settings.streams
+        self._stream = settings.streams.applications
         self._consumer = settings.consumer_name
+        self._heartbeat_ttl_ms = round(settings.heartbeat_ttl * 1000)
         self._acker = Acker(redis, settings)
         self._actors = Actors(bank, self._acker, settings, on_done=self._actor_done)
         self._running: dict[bytes, asyncio.Task[None]] = {}
@@ -65,10 +82,11 @@ class Poller:
         self._group_ready = False
         self._resumed = False
         self._next_claim = 0.0
+        self._next_takeover = 0.0
         self._next_trim = 0.0
         self._consuming: asyncio.Task[None] | None = None
         self.taken_over = 0
-        """Entries taken over from other consumers (XAUTOCLAIM) since start."""
+        """Entries taken over from other consumers (silent or idle too long) since start."""
         self.trimmed = 0
         """Acknowledged entries this poller removed from the submission stream since start."""
         self._log = get_logger()
@@ -94,15 +112,57 @@ class Poller:
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume the submission stream until :meth:`stop` (or until drained, if ``burst``)."""
+        beating = asyncio.create_task(self._keep_beating())
         self._consuming = consuming = asyncio.create_task(self._consume(burst))
         stop_requested = asyncio.create_task(self._stop_requested.wait())
         try:
             await asyncio.wait({consuming, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stop_requested.cancel()
+            handed_back = list(self._running)
             await self._hand_back(consuming)
+            beating.cancel()
+            # Until it has ended, a heartbeat under way could land after the sign-off.
+            await asyncio.wait({beating})
+            await self._sign_off(handed_back)
         if consuming.done() and not consuming.cancelled():
             consuming.result()
+
+    async def _keep_beating(self) -> None:
+        """Refresh the heartbeat every interval, in a task of its own: a blocking read or a
+        wait for a free slot must not let it expire."""
+        while True:
+            try:
+                await beat(
+                    self._redis,
+                    self._streams,
+                    POLLER_GROUP,
+                    self._consumer,
+                    ttl_ms=self._heartbeat_ttl_ms,
+                )
+            except RedisError as error:
+                # The read loop logs and retries Redis failures; beating resumes with it.
+                self._log.debug("heartbeat_failed", error=f"{type(error).__name__}: {error}")
+            await asyncio.sleep(self._settings.heartbeat_interval)
+
+    async def _sign_off(self, handed_back: Sequence[bytes]) -> None:
+        """Let the other pollers take over the entries handed back now, not a TTL later."""
+        try:
+            async with asyncio.timeout(self._settings.redis_timeout):
+                for start in range(0, len(handed_back), TOUCH_CHUNK):
+                    chunk = handed_back[start : start + TOUCH_CHUNK]
+                    await release(
+                        self._redis,
+                        self._stream,
+                        POLLER_GROUP,
+                        self._consumer,
+                        chunk,
+                        idle_ms=self._heartbeat_ttl_ms,
+                    )
+                await stop_beating(self._redis, self._streams, POLLER_GROUP, self._consumer)
+        except (RedisError, TimeoutError) as error:
+            # The heartbeat expires by itself within its TTL; the entries follow.
+            self._log.warning("sign_off_failed", error=f"{type(error).__name__}: {error}")
 
     async def _hand_back(self, consuming: "asyncio.Task[None]") -> None:
         # Cancelled actors acknowledge nothing, so their entries stay in this
@@ -152,6 +212,11 @@ class Poller:
             )
             await self._admit(own, redelivered=True)
             self._resumed = True
+        if asyncio.get_running_loop().time() >= self._next_takeover:
+            await self._take_over_silent()
+            self._next_takeover = (
+                asyncio.get_running_loop().time() + self._settings.heartbeat_interval
+            )
         if asyncio.get_running_loop().time() >= self._next_claim:
             await self._claim()
             self._next_claim = asyncio.get_running_loop().time() + self._settings.claim_interval
@@ -173,7 +238,10 @@ class Poller:
         return not entries
 
     async def _wait_for_slot(self) -> None:
-        """Sleep until an actor finishes or the next claim round is due."""
+        """Sleep until an actor finishes or the next claim round is due.
+
+        Taking over is pointless meanwhile: there is no slot to take anything into.
+        """
         self._slot_freed.clear()
         # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a
         # cancellation that arrives as the event is set, and stop() relies on it.
@@ -181,8 +249,38 @@ class Poller:
             async with asyncio.timeout_at(self._next_claim):
                 await self._slot_freed.wait()
 
+    async def _take_over_silent(self) -> None:
+        """Take over the pending entries of consumers without a heartbeat; forget empty ones."""
+        silent = await silent_consumers(
+            self._redis, self._streams, self._stream, POLLER_GROUP, exclude=self._consumer
+        )
+        for consumer in silent:
+            if not consumer.pending:
+                await remove_consumer(
+                    self._redis, self._streams, self._stream, POLLER_GROUP, consumer.name
+                )
+                continue
+            while free := self._free_slots():
+                count = min(self._settings.read_batch, free)
+                entries = await take_over(
+                    self._redis,
+                    self._streams,
+                    self._stream,
+                    POLLER_GROUP,
+                    self._consumer,
+                    silent=consumer.name,
+                    min_idle_ms=self._heartbeat_ttl_ms,
+                    count=count,
+                )
+                if entries:
+                    self.taken_over += len(entries)
+                    self._log.info("entries_taken_over", count=len(entries), consumer=consumer.name)
+                await self._admit(entries, redelivered=True)
+                if len(entries) < count:
+                    break
+
     async def _claim(self) -> None:
-        """Keep our live entries fresh, then take over entries abandoned by dead consumers."""
+        """Keep our live entries fresh, then take over entries idle for claim_idle."""
         live = list(self._running)
         for start in range(0, len(live), TOUCH_CHUNK):
             chunk = live[start : start + TOUCH_CHUNK]

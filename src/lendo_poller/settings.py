@@ -15,7 +15,7 @@ from pydantic import (
 )
 from tenacity import wait_random_exponential
 
-from lendo_streams.logs import LogLevel
+from lendo_runtime.logs import LogLevel
 from lendo_streams.settings import RedisSettings
 
 
@@ -42,16 +42,9 @@ class PollerSettings(RedisSettings):
     read_block: PositiveFloat = Field(
         default=1.0, description="Longest wait of one XREADGROUP for new entries."
     )
-    # The bank decides 5-20 s after submission. Polls keep to a grid (PollSchedule), so
-    # a decision is seen at most one interval (plus a round trip) after it is made; an
-    # application costs its submission and about 1 + 7.5/interval polls. The target,
-    # p99 staleness <= 1 s at <= 9 requests on average, is met by a 1 s grid only just
-    # (exactly 9 requests; p99 0.99 s plus the round trip). The 1% the p99 leaves is
-    # spent where it buys the most: the first poll comes 0.11 s late (decisions in the
-    # first 0.11 s of the window, 0.7% of them, wait up to 1.1 s), which moves every
-    # later poll later too and pays for a 0.99 s interval: 8.97 requests on average and
-    # a p99 of 0.99 s for decisions uniform in the window. Measured for several
-    # schedules by benchmarks/freshness.py (docs/performance.md).
+    # Polls keep to a grid (PollSchedule): staleness at most one interval plus a round
+    # trip, at about 1 + 7.5/interval polls an application. Why 6.1 s and 0.99 s meet
+    # both targets: docs/performance.md, "Freshness measured in real time".
     first_poll_delay: PositiveFloat = Field(
         default=6.1,
         description="Wait after submission before the first poll of the job: the "
@@ -86,6 +79,21 @@ class PollerSettings(RedisSettings):
         default=10.0,
         description="How often to look for abandoned entries and to "
         "refresh the idle time of our own.",
+    )
+    heartbeat_interval: PositiveFloat = Field(
+        default=1.0,
+        description="How often the poller refreshes its heartbeat key and looks for "
+        "consumers whose heartbeat expired, to take over their entries.",
+    )
+    heartbeat_ttl: PositiveFloat = Field(
+        default=5.0,
+        description="Lifetime of the heartbeat key: a poller silent this long is presumed "
+        "dead and its entries are taken over. At least 3 heartbeat intervals.",
+    )
+    invalid_attempts: PositiveInt = Field(
+        default=3,
+        description="Submissions of an application the bank refuses as invalid, with "
+        "backoff, before it is recorded as failed with the bank's reason.",
     )
     max_deliveries: PositiveInt = Field(
         default=10, description="Deliveries of one entry before it goes to the dead-letter stream."
@@ -131,6 +139,12 @@ class PollerSettings(RedisSettings):
             raise ValueError(
                 "LENDO_CLAIM_INTERVAL must be at most half of LENDO_CLAIM_IDLE, "
                 "or healthy actors' entries would be taken over"
+            )
+        # A ratio, with a margin: 0.3 s is three times 0.1 s, though not in binary floats.
+        if self.heartbeat_ttl / self.heartbeat_interval < 3 - 1e-9:
+            raise ValueError(
+                "LENDO_HEARTBEAT_TTL must be at least 3 times LENDO_HEARTBEAT_INTERVAL, "
+                "or a live poller's heartbeat could expire between two refreshes"
             )
         if self.retry_initial > self.retry_max:
             raise ValueError("LENDO_RETRY_INITIAL must not exceed LENDO_RETRY_MAX")

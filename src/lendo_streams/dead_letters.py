@@ -1,11 +1,11 @@
-"""Reading and replaying the dead-letter stream.
+"""Writing, reading and replaying the dead-letter stream.
 
 Both processes move an entry they cannot process to the dead-letter stream
-instead of dropping it: the poller a malformed submission, one delivered
-more than ``max_deliveries`` times or one the bank refused; the API a
-malformed update. A dead letter is the original entry's fields plus
-bookkeeping: ``reason``, the stream it came from (``source_stream``) and its
-id there (``entry_id`` from the poller, ``source_id`` from the API).
+instead of dropping it: the poller a malformed submission or one delivered
+more than ``max_deliveries`` times; the API a malformed update. Both write
+it with :func:`queue_dead_letters`: the original entry's fields plus
+bookkeeping, ``reason``, the stream it came from (``source_stream``) and its
+id there (``source_id``).
 
 Replaying puts the original fields back on their source stream as a new
 entry, read like any other, and deletes the dead letter in the same
@@ -20,17 +20,44 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.typing import EncodableT, FieldT
 
-from lendo_streams.contract import StreamNames
+from lendo_streams.groups import Entry
+from lendo_streams.names import StreamNames
 
 REASON_FIELD = b"reason"
 SOURCE_STREAM_FIELD = b"source_stream"
-SOURCE_ID_FIELDS = (b"source_id", b"entry_id")
-BOOKKEEPING_FIELDS = frozenset({REASON_FIELD, SOURCE_STREAM_FIELD, *SOURCE_ID_FIELDS})
+SOURCE_ID_FIELD = b"source_id"
+OLD_SOURCE_ID_FIELD = b"entry_id"
+"""Where pollers before the shared writer kept the source id; still read."""
+BOOKKEEPING_FIELDS = frozenset(
+    {REASON_FIELD, SOURCE_STREAM_FIELD, SOURCE_ID_FIELD, OLD_SOURCE_ID_FIELD}
+)
 
 PAGE = 500
 """Dead letters read per XRANGE."""
+
+
+def queue_dead_letters(
+    pipe: Pipeline,
+    streams: StreamNames,
+    source_stream: str,
+    rejects: Sequence[tuple[Entry, str]],
+    *,
+    maxlen: int,
+) -> None:
+    """Queue on ``pipe`` one dead letter per ``(entry, reason)`` read from ``source_stream``.
+
+    Each write trims the dead-letter stream to about ``maxlen`` entries, oldest first
+    (approximately: Redis drops whole nodes, which costs next to nothing).
+    """
+    for entry, reason in rejects:
+        fields: dict[FieldT, EncodableT] = dict(entry.fields.items())
+        fields[REASON_FIELD] = reason.encode()
+        fields[SOURCE_STREAM_FIELD] = source_stream.encode()
+        fields[SOURCE_ID_FIELD] = entry.id
+        pipe.xadd(streams.dead_letters, fields, maxlen=maxlen, approximate=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,12 +105,12 @@ async def replay(redis: "Redis", streams: StreamNames, ids: Sequence[str] | None
 
 
 def _dead_letter(entry_id: bytes, fields: dict[bytes, bytes], streams: StreamNames) -> DeadLetter:
-    source_id = next((fields[name] for name in SOURCE_ID_FIELDS if name in fields), None)
+    source_id = fields.get(SOURCE_ID_FIELD, fields.get(OLD_SOURCE_ID_FIELD))
     return DeadLetter(
         id=entry_id.decode(),
         reason=fields.get(REASON_FIELD, b"").decode(errors="replace"),
         # Dead letters written before the source was recorded all came from the poller.
-        source_stream=fields.get(SOURCE_STREAM_FIELD, streams.submissions.encode()).decode(),
+        source_stream=fields.get(SOURCE_STREAM_FIELD, streams.applications.encode()).decode(),
         source_id=None if source_id is None else source_id.decode(),
         original={name: value for name, value in fields.items() if name not in BOOKKEEPING_FIELDS},
     )

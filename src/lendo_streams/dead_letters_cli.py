@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
+from lendo_runtime.settings import load_settings
 from lendo_streams.dead_letters import dead_letters, replay
-from lendo_streams.settings import RedisSettings, load_settings
+from lendo_streams.settings import RedisSettings
 
 PROGRAM = "lendo-dead-letters"
 

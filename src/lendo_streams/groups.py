@@ -108,5 +108,40 @@ async def touch(
         await redis.xclaim(stream, group, consumer, 0, list(ids), justid=True)
 
 
+async def release(
+    redis: "Redis", stream: str, group: str, consumer: str, ids: Sequence[bytes], *, idle_ms: int
+) -> None:
+    """Make entries this consumer hands back look idle for ``idle_ms`` (XCLAIM IDLE JUSTID).
+
+    Another consumer that takes over entries idle that long then takes them at once.
+    Entries acknowledged meanwhile are left alone.
+    """
+    if ids:
+        await redis.xclaim(stream, group, consumer, 0, list(ids), idle=idle_ms, justid=True)
+
+
 def _entries(raw: Sequence[Any]) -> list[Entry]:
     return [Entry(entry_id, dict(fields)) for entry_id, fields in raw if fields is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupBacklog:
+    """What one consumer group has yet to finish on one stream."""
+
+    pending: int
+    """Entries delivered to a consumer and not yet acknowledged."""
+    lag: int | None
+    """Entries not yet delivered; None where Redis cannot tell (before 7.0, or after deletions)."""
+
+
+async def group_backlog(redis: "Redis", stream: str, group: str) -> GroupBacklog | None:
+    """The backlog of ``group`` on ``stream`` from XINFO GROUPS; None if either does not exist."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return None  # no such stream yet
+    for info in groups:
+        name = info["name"]
+        if (name.decode() if isinstance(name, bytes) else name) == group:
+            return GroupBacklog(pending=int(info["pending"]), lag=info.get("lag"))
+    return None

@@ -1,12 +1,9 @@
-"""Settings shared by every process, and the one way to load them."""
+"""Where the streams live: the settings every process that reads or writes them extends."""
 
-import sys
-from typing import NoReturn, TypeVar
-
-from pydantic import Field, PositiveFloat, RedisDsn, ValidationError
+from pydantic import Field, PositiveFloat, PositiveInt, RedisDsn
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lendo_streams.contract import StreamNames
+from lendo_streams.names import StreamNames
 
 
 class RedisSettings(BaseSettings):
@@ -28,29 +25,12 @@ class RedisSettings(BaseSettings):
         description="How often a reader removes the entries its stream's groups have all "
         "acknowledged (docs/reliability.md), which bounds the stream's length.",
     )
+    dead_letter_maxlen: PositiveInt = Field(
+        default=100_000,
+        description="About how many dead letters are kept: each write trims the "
+        "dead-letter stream to roughly this many (XADD MAXLEN ~), the oldest first.",
+    )
 
     @property
     def streams(self) -> StreamNames:
         return StreamNames(self.stream_prefix)
-
-
-S = TypeVar("S", bound=BaseSettings)
-
-
-def load_settings(cls: type[S], program: str) -> S:
-    """Read ``cls`` from the environment or exit with one line naming the bad variable."""
-    try:
-        return cls()
-    except ValidationError as error:
-        _exit_invalid(error, cls, program)
-
-
-def _exit_invalid(error: ValidationError, cls: type[BaseSettings], program: str) -> NoReturn:
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    problems = "; ".join(
-        # A check across fields has no location; its message names the variables itself.
-        f"{prefix}{'.'.join(map(str, e['loc'])).upper()}: {e['msg']}" if e["loc"] else e["msg"]
-        for e in error.errors()
-    )
-    print(f"{program}: invalid configuration: {problems}", file=sys.stderr)
-    raise SystemExit(2)

@@ -1,0 +1,1 @@
+"""The OpenAPI 3.0 document of the API, generated from its models, and Swagger UI."""

@@ -1,0 +1,310 @@
+"""What each operation promises: the OpenAPI description of every endpoint.
+
+Each constant decorates one handler in :mod:`lendo_api.routes`. Schemas are
+references to the models' components (:mod:`lendo_api.openapi.document`), and every
+example is built from those models, so an example cannot show a field the
+API does not have. Every error a handler can answer with is listed.
+"""
+
+from datetime import UTC, datetime
+from uuid import UUID
+
+from aiohttp_apigami import docs
+
+from lendo_api import names
+from lendo_api.models import (
+    Application,
+    ApplicationPage,
+    ApplicationPath,
+    ApplicationQuery,
+    CreateHeaders,
+    FieldError,
+    Health,
+    NewApplication,
+    Problem,
+)
+from lendo_api.openapi.document import BEARER
+from lendo_api.openapi.fragments import (
+    REQUEST_ID_PARAMETER,
+    json_response_object,
+    parameters,
+    problem_response_object,
+    request_body_object,
+    text_response_object,
+)
+from lendo_api.problems import (
+    APPLICATION_NOT_FOUND,
+    IDEMPOTENCY_KEY_REUSED,
+    INVALID_INPUT,
+    MALFORMED_JSON,
+)
+
+_ID = UUID("7d3b5f0e-4c1a-4e8b-9f2d-1a6c0b8e5d47")
+_CREATED = datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+_PENDING = Application(
+    id=_ID,
+    first_name="Ada",
+    last_name="Lovelace",
+    status="pending",
+    created_at=_CREATED,
+    updated_at=_CREATED,
+)
+_COMPLETED = _PENDING.model_copy(
+    update={"status": "completed", "updated_at": datetime(2025, 3, 14, 9, 27, 4, tzinfo=UTC)}
+)
+
+_SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
+_TAGS = ["applications"]
+
+_LOCATION = {
+    "Location": {
+        "description": "Where the application can be read: /api/applications/{id}.",
+        "schema": {"type": "string"},
+    }
+}
+_READ_IT = {
+    "getApplication": {
+        "operationId": "getApplication",
+        "parameters": {"id": "$response.body#/id"},
+        "description": "Read the application, to follow its status.",
+    }
+}
+
+_UNAUTHORIZED = problem_response_object(
+    "No valid API key, and the server requires one (LENDO_API_KEYS is set).",
+    Problem(
+        title="Unauthorized",
+        status=401,
+        detail="This call needs an API key: send 'Authorization: Bearer <key>'.",
+    ),
+    headers={
+        "WWW-Authenticate": {
+            "description": 'The scheme to use: Bearer realm="lendo-api".',
+            "schema": {"type": "string"},
+        }
+    },
+)
+_SERVER_ERROR = problem_response_object(
+    "The server failed; the failure is logged under the response's X-Request-ID.",
+    Problem(
+        title="Internal Server Error",
+        status=500,
+        detail="The server failed to handle the request; it has been logged.",
+    ),
+)
+
+
+def _invalid(description: str, *errors: FieldError) -> dict[str, object]:
+    return problem_response_object(
+        description,
+        Problem(
+            type=INVALID_INPUT,
+            title="Invalid input",
+            status=422,
+            detail="; ".join(f"{error.field}: {error.message}" for error in errors),
+            errors=list(errors),
+        ),
+    )
+
+
+CREATE_APPLICATION = docs(
+    tags=_TAGS,
+    operation_id="createApplication",
+    summary="Create an application",
+    description=(
+        "Store a new application, `pending`, and hand it to the bank. The answer "
+        "comes once the application is durably stored; the bank decides later, so "
+        "follow the `Location` until the status is final.\n\n"
+        f"**Names.** Each holds 1 to {names.MAX_LENGTH} characters as sent, not only "
+        "spaces: letters of any script, combining marks, apostrophes, hyphens, spaces "
+        "and the zero-width (non-)joiners of Persian and Indic names are welcome; "
+        "control characters, line separators, bidirectional embeddings, overrides and "
+        "isolates, surrogates and non-characters are refused (the schema's pattern is "
+        "the rule). A name is stored NFC-normalised, with the spaces around it trimmed, "
+        "and compared so (idempotency keys too).\n\n"
+        "**Retrying safely.** With an `Idempotency-Key`, a repeated request (same "
+        "key, same names) answers `200` with the application the first request "
+        "created, as it is now, and the same `Location`; it creates nothing. Reusing "
+        "a key with other names is refused with `409`. Keys are remembered for 24 "
+        "hours (`LENDO_IDEMPOTENCY_TTL`), per API key; after that a key is new again."
+    ),
+    security=_SECURED,
+    parameters=[*parameters(CreateHeaders, "header"), REQUEST_ID_PARAMETER],
+    requestBody=request_body_object(
+        NewApplication, NewApplication(first_name="Ada", last_name="Lovelace")
+    ),
+    responses={
+        201: json_response_object(
+            "Created: the new application, pending.", _PENDING, _LOCATION, _READ_IT
+        ),
+        200: json_response_object(
+            "A replay: the application an earlier request with this Idempotency-Key "
+            "and body created, as it is now. Nothing new was created.",
+            _COMPLETED,
+            _LOCATION,
+            _READ_IT,
+        ),
+        400: problem_response_object(
+            "The body is not JSON.",
+            Problem(
+                type=MALFORMED_JSON,
+                title="Malformed JSON",
+                status=400,
+                detail="Invalid JSON: EOF while parsing an object at line 1 column 1",
+            ),
+        ),
+        401: _UNAUTHORIZED,
+        409: problem_response_object(
+            "The Idempotency-Key was already used, within its lifetime, with other names.",
+            Problem(
+                type=IDEMPOTENCY_KEY_REUSED,
+                title="Idempotency key reused",
+                status=409,
+                detail="Idempotency-Key 'order-42' was already used with a different body; "
+                "use a new key for a new application.",
+            ),
+        ),
+        413: problem_response_object(
+            "The body is larger than the server accepts (16 KiB unless LENDO_MAX_BODY_BYTES "
+            "says otherwise).",
+            Problem(
+                title="Request Entity Too Large",
+                status=413,
+                detail="Maximum request body size 16384 exceeded.",
+            ),
+        ),
+        415: problem_response_object(
+            "The body is not declared as JSON: Content-Type must be application/json "
+            "(charset, if given, utf-8).",
+            Problem(
+                title="Unsupported Media Type",
+                status=415,
+                detail="The body must be JSON: send 'Content-Type: application/json', "
+                "not 'text/plain'.",
+            ),
+        ),
+        422: _invalid(
+            "A name is missing, empty, too long or holds forbidden characters, the body "
+            "has other fields or is not an object, or the Idempotency-Key is not "
+            "1-255 printable ASCII characters. Every offending field is listed.",
+            FieldError(
+                field="first_name",
+                message="must not contain U+202E, a bidirectional embedding or override",
+            ),
+            FieldError(field="status", message="Extra inputs are not permitted"),
+        ),
+        500: _SERVER_ERROR,
+    },
+)
+
+LIST_APPLICATIONS = docs(
+    tags=_TAGS,
+    operation_id="listApplications",
+    summary="List applications",
+    description=(
+        "Applications in creation order, optionally only those with one status, a "
+        "page at a time. Pass a page's `next_cursor` as `cursor` to get the next; "
+        "`next_cursor` is null on the last page. A cursor stays valid for ever, and "
+        "applications created meanwhile appear on later pages, never twice. Unknown "
+        "query parameters are refused, as they are likely typos."
+    ),
+    security=_SECURED,
+    parameters=[*parameters(ApplicationQuery, "query"), REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object(
+            "One page of applications.", ApplicationPage(items=[_PENDING], next_cursor=1)
+        ),
+        401: _UNAUTHORIZED,
+        422: _invalid(
+            "A query parameter is invalid or unknown; each one is listed.",
+            FieldError(field="limit", message="Input should be less than or equal to 1000"),
+        ),
+        500: _SERVER_ERROR,
+    },
+)
+
+GET_APPLICATION = docs(
+    tags=_TAGS,
+    operation_id="getApplication",
+    summary="Read an application",
+    description=(
+        "The application with this id, with its current status. `pending` means "
+        "the bank has not decided yet; `completed` and `rejected` are final. The "
+        "status follows the bank's decision within about a second."
+    ),
+    security=_SECURED,
+    parameters=[*parameters(ApplicationPath, "path"), REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object("The application.", _COMPLETED),
+        401: _UNAUTHORIZED,
+        404: problem_response_object(
+            "No application has this id.",
+            Problem(
+                type=APPLICATION_NOT_FOUND,
+                title="Application not found",
+                status=404,
+                detail=f"No application has id {_ID}.",
+            ),
+        ),
+        422: _invalid(
+            "The id is not a UUID.",
+            FieldError(field="id", message="Input should be a valid UUID"),
+        ),
+        500: _SERVER_ERROR,
+    },
+)
+
+HEALTH = docs(
+    tags=["operations"],
+    operation_id="health",
+    summary="Health check",
+    description=(
+        "Answers 200 while the process serves HTTP: the liveness probe. Open "
+        "without an API key. It checks nothing else, so a Redis outage never "
+        "gets the API restarted: it takes applications without Redis, and "
+        "publishes them once Redis is back."
+    ),
+    parameters=[REQUEST_ID_PARAMETER],
+    responses={200: json_response_object("The process serves HTTP.", Health())},
+)
+
+READINESS = docs(
+    tags=["operations"],
+    operation_id="readiness",
+    summary="Readiness check",
+    description=(
+        "Answers 200 when the API can do all of its work: SQLite answers a query, "
+        "Redis answers PING, and the update consumer is running; each check has "
+        "1 s. Otherwise 503, naming what failed. Open without an API key."
+    ),
+    parameters=[REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object("Every dependency answers.", Health()),
+        503: problem_response_object(
+            "A dependency failed its check; `detail` names every one that did.",
+            Problem(title="Service Unavailable", status=503, detail="Not ready: redis failed."),
+        ),
+    },
+)
+
+METRICS = docs(
+    tags=["operations"],
+    operation_id="metrics",
+    summary="Prometheus metrics",
+    description=(
+        "The API's metrics in the Prometheus text format (OpenMetrics when the "
+        "scraper asks for it in `Accept`); each one is described in "
+        "docs/operations.md. Applications by status and the stream backlogs are "
+        "counted at each scrape. Open without an API key."
+    ),
+    parameters=[REQUEST_ID_PARAMETER],
+    responses={
+        200: text_response_object(
+            "The metrics.",
+            "# HELP lendo_api_applications_created_total Applications created "
+            "(replays not counted).\n"
+            "# TYPE lendo_api_applications_created_total counter\n"
+            "lendo_api_applications_created_total 42.0\n",
+        )
+    },
+)
