@@ -20,6 +20,7 @@ from lendo_banksim.server import RunningBankSim, running_bank_sim
 from lendo_local.redis_server import EmbeddedRedis, redis_answers
 from lendo_streams import StreamNames
 from tests.helpers import started_up
+from tests.postgres_server import scratch_database, scratch_schema, server_url
 
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
 
@@ -57,6 +58,30 @@ async def redis(redis_url: str, stream_prefix: str) -> AsyncIterator[Redis]:
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+# --- PostgreSQL, isolated per test by database ---
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """``LENDO_TEST_DATABASE_URL``, else PostgreSQL on 5432, else one we start."""
+    with server_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_database(postgres_server: str) -> Iterator[str]:
+    """A database of this session's own on the test server, dropped after."""
+    with scratch_database(postgres_server) as url:
+        yield url
+
+
+@pytest.fixture
+def database_url(postgres_database: str) -> Iterator[str]:
+    """A schema of this test's own in the session's database, as a URL; dropped after."""
+    with scratch_schema(postgres_database) as url:
+        yield url
 
 
 # --- bank simulator ---
@@ -111,16 +136,40 @@ def api_overrides() -> dict[str, Any]:
     return {}
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked ``both_stores`` run their API on SQLite, then on PostgreSQL."""
+    marked = metafunc.definition.get_closest_marker("both_stores") is not None
+    if marked and "api_store" in metafunc.fixturenames:
+        metafunc.parametrize("api_store", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def api_store(request: pytest.FixtureRequest) -> str:
+    """The API's store: SQLite, unless the test is marked ``both_stores``."""
+    return str(getattr(request, "param", "sqlite"))
+
+
 @pytest.fixture
 def settings(
-    tmp_path: Path, redis_url: str, stream_prefix: str, api_overrides: dict[str, Any]
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    redis_url: str,
+    stream_prefix: str,
+    api_overrides: dict[str, Any],
+    api_store: str,
 ) -> ApiSettings:
-    """The API's settings: its own SQLite file and stream prefix, quick update reads."""
+    """The API's settings: its own database and stream prefix, quick update reads."""
+    database = (
+        {"database_url": request.getfixturevalue("database_url")}
+        if api_store == "postgresql"
+        else {}
+    )
     return ApiSettings(
         redis_url=redis_url,
         stream_prefix=stream_prefix,
         db_path=tmp_path / "api.sqlite3",
         update_block=0.02,
+        **database,
         **api_overrides,
     )
 

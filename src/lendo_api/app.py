@@ -22,12 +22,14 @@ from lendo_api.auth import ApiKeyCheck
 from lendo_api.metrics import ApiMetrics
 from lendo_api.middleware import api_middleware
 from lendo_api.openapi.document import setup_openapi
+from lendo_api.pool_metrics import pool_snapshot
+from lendo_api.postgres_store import PostgresStore
 from lendo_api.publisher import SubmissionPublisher
 from lendo_api.reconciler import Reconciler
 from lendo_api.redis_loss import RedisGeneration, RedisLossWatch
 from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
-from lendo_api.sqlite_store import SqliteStore
+from lendo_api.stores import open_store
 from lendo_api.updates import UpdateConsumer
 
 
@@ -47,7 +49,9 @@ def create_app(settings: ApiSettings) -> web.Application:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    store = await SqliteStore.open(app[SETTINGS].db_path)
+    store = await open_store(app[SETTINGS])
+    if isinstance(store, PostgresStore):
+        app[METRICS].registry.register(pool_snapshot(store.pool_stats))
     app[STORE] = store
     yield
     await store.close()
@@ -96,6 +100,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         block=settings.update_block,
         trim_interval=settings.trim_interval,
         dead_letter_maxlen=settings.dead_letter_maxlen,
+        claim_idle=settings.update_claim_idle,
     )
     app[REDIS_LOSS_WATCH] = loss_watch = RedisLossWatch(
         RedisGeneration(redis, settings.streams.generation),

@@ -1,14 +1,21 @@
-"""The ``lendo-api`` command: serve the API until SIGTERM or SIGINT."""
+"""The ``lendo-api`` command: serve the API until SIGTERM or SIGINT; ``copy-store`` moves data."""
 
+import argparse
 import asyncio
 import gc
+import logging
 import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvloop
 from aiohttp import web
 
 from lendo_api.app import create_app
+from lendo_api.copy_store import CopyMismatch, copy_store
 from lendo_api.settings import ApiSettings
+from lendo_api.workers import run_workers
 from lendo_runtime.logs import configure_logging, get_logger
 from lendo_runtime.settings import load_settings
 
@@ -17,8 +24,15 @@ log = get_logger()
 
 def main() -> None:
     """Run ``lendo-api``; invalid configuration exits 2 with one line naming the variable."""
+    arguments = _parser().parse_args()
     settings = load_settings(ApiSettings, "lendo-api")
     configure_logging(settings.log_level)
+    # yoyo narrates each step of a migration; lendo_api.migrations logs one event instead.
+    logging.getLogger("yoyo").setLevel(logging.WARNING)
+    if arguments.command == "copy-store":
+        raise SystemExit(_copy_store(settings.db_path, arguments.to, arguments.batch))
+    if settings.api_workers > 1:
+        raise SystemExit(run_workers(settings))
     # uvloop: the same asyncio code, with a faster event loop and transports.
     uvloop.run(serve(settings))
 
@@ -28,7 +42,11 @@ async def serve(settings: ApiSettings) -> None:
     runner = web.AppRunner(create_app(settings))
     await runner.setup()
     try:
-        site = web.TCPSite(runner, settings.host, settings.port)
+        # Shared with the other workers on PostgreSQL; on SQLite a second process on the
+        # port is refused, as it would be a second writer of the file.
+        site = web.TCPSite(
+            runner, settings.host, settings.port, reuse_port=settings.database_url is not None
+        )
         await site.start()
         # Everything built so far lives as long as the process: frozen, a full
         # collection walks only what came after (docs/performance.md, the p99's tail).
@@ -42,6 +60,41 @@ async def serve(settings: ApiSettings) -> None:
     log.info("api_stopped")
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lendo-api", description="Serve the API; configured by LENDO_* variables."
+    )
+    commands = parser.add_subparsers(dest="command")
+    copy = commands.add_parser(
+        "copy-store",
+        help="copy every application and idempotency key of the SQLite file LENDO_DB_PATH "
+        "into a PostgreSQL database; safe to run again, it finishes what a run left",
+    )
+    copy.add_argument("--to", required=True, type=_postgres_url, metavar="postgresql://...")
+    copy.add_argument("--batch", type=int, default=1000, help="rows per transaction")
+    return parser
+
+
+def _postgres_url(text: str) -> str:
+    if urlsplit(text).scheme not in ("postgresql", "postgres"):
+        raise argparse.ArgumentTypeError("not a postgresql:// URL")
+    return text
+
+
+def _copy_store(source: Path, target: str, batch: int) -> int:
+    """Copy, and exit 1 with one line if the target does not end up holding every row."""
+    try:
+        copied = copy_store(source, target, batch=batch)
+    except (CopyMismatch, FileNotFoundError) as error:
+        print(f"lendo-api copy-store: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"copied {copied.applications} applications and {copied.idempotency_keys} "
+        f"idempotency keys from {source}; the target holds every one"
+    )
+    return 0
+
+
 async def _signalled(*signals: signal.Signals) -> None:
     received = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,3 +106,7 @@ async def _signalled(*signals: signal.Signals) -> None:
         # A second signal during shutdown then acts as usual and ends the process.
         for signum in signals:
             loop.remove_signal_handler(signum)
+
+
+if __name__ == "__main__":
+    main()

@@ -98,6 +98,13 @@ class ApiMetrics:
             ):
                 outcomes.add_metric([outcome], count)
             yield outcomes
+            taken_over = CounterMetricFamily(
+                "lendo_api_updates_taken_over",
+                "Update entries another consumer left unacknowledged (a replica that died), "
+                "taken over and handled here.",
+            )
+            taken_over.add_metric([], stats.taken_over)
+            yield taken_over
             dead = CounterMetricFamily(
                 "lendo_api_dead_letters", "Update entries that were not valid, dead-lettered."
             )

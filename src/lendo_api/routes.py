@@ -91,7 +91,7 @@ async def readiness(request: web.Request) -> web.Response:
     app = request.app
     return await probes.readiness(
         {
-            "sqlite": app[STORE].check,
+            "database": app[STORE].check,
             "redis": probes.redis_answers(app[REDIS]),
             "update_consumer": probes.task_running(app[UPDATES_TASK]),
         }

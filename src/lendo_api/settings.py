@@ -1,9 +1,20 @@
 """Configuration of ``lendo-api``, from ``LENDO_*`` environment variables."""
 
+import os
+import socket
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, PositiveFloat, PositiveInt, SecretStr
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import NoDecode
 
 from lendo_runtime.logs import LogLevel
@@ -21,6 +32,9 @@ ApiKeySecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comm
 """Secret, so that printing the settings never prints a key."""
 
 
+_POSTGRES_SCHEMES = ("postgresql", "postgres")
+
+
 class ApiSettings(RedisSettings):
     """Everything the API needs; see docs/configuration.md."""
 
@@ -29,8 +43,37 @@ class ApiSettings(RedisSettings):
     db_path: Path = Field(
         default=Path("lendo.sqlite3"), description="SQLite database file (created if missing)."
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL database of the applications (postgresql://user:password@host/db); "
+        "unset, they are kept in the SQLite file LENDO_DB_PATH. Secret, as it may hold a password.",
+    )
+    api_workers: PositiveInt = Field(
+        default=1,
+        description="API processes to run on the one port (SO_REUSEPORT), each a replica of "
+        "its own; more than 1 needs LENDO_DATABASE_URL.",
+    )
+    db_pool_min_size: PositiveInt = Field(
+        default=2, description="PostgreSQL connections each API process keeps open."
+    )
+    db_pool_max_size: PositiveInt = Field(
+        default=10, description="Most PostgreSQL connections one API process opens."
+    )
+    publish_claim: PositiveFloat = Field(
+        default=30.0,
+        description="On PostgreSQL, how long one replica's outbox sweep holds the applications "
+        "it is publishing; another replica's sweep takes them only after it.",
+    )
     consumer_name: str = Field(
-        default="api-1", min_length=1, description="Consumer name in the update group."
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}",
+        min_length=1,
+        description="Consumer name in the update group, one per API process; the default, "
+        "host name and process id, is unique on any number of replicas.",
+    )
+    update_claim_idle: PositiveFloat = Field(
+        default=30.0,
+        description="An update left unacknowledged this long by another consumer of the "
+        "group (a replica that died) is taken over; checked every half of it.",
     )
     update_batch: PositiveInt = Field(default=500, description="Updates read per XREADGROUP.")
     update_block: PositiveFloat = Field(
@@ -86,3 +129,25 @@ class ApiSettings(RedisSettings):
         "(exit 137) after committing an application and before publishing it.",
     )
     log_level: LogLevel = Field(default="INFO")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and urlsplit(url.get_secret_value()).scheme not in _POSTGRES_SCHEMES:
+            raise ValueError("not a postgresql:// URL")
+        return url
+
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> "ApiSettings":
+        if self.db_pool_min_size > self.db_pool_max_size:
+            raise ValueError("LENDO_DB_POOL_MIN_SIZE is above LENDO_DB_POOL_MAX_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _one_process_per_sqlite_file(self) -> "ApiSettings":
+        if self.api_workers > 1 and self.database_url is None:
+            raise ValueError(
+                "LENDO_API_WORKERS above 1 needs LENDO_DATABASE_URL: "
+                "a SQLite file takes one API process"
+            )
+        return self

@@ -3,7 +3,7 @@
 A field of :class:`~lendo_api.store.StoredApplication` is a column of
 :data:`COLUMNS`: the SELECT list, both INSERTs, the row mapping and the JSON
 projection the API serves are all built from it, so a new field is one line
-here (and a change of :data:`SCHEMA`, which is the table's history).
+here, and a migration in ``lendo_api/migrations/sqlite/`` (the table's history).
 """
 
 from collections.abc import Callable, Sequence
@@ -15,34 +15,8 @@ from uuid import UUID
 from lendo_api.store import StoredApplication
 from lendo_api.timestamps import timestamp_text
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS applications (
-    seq          INTEGER PRIMARY KEY,
-    id           TEXT NOT NULL UNIQUE,
-    first_name   TEXT NOT NULL,
-    last_name    TEXT NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('pending', 'completed', 'rejected')),
-    request_id   TEXT,
-    created_at   TEXT NOT NULL,
-    updated_at   TEXT NOT NULL,
-    published_at TEXT
-);
-CREATE INDEX IF NOT EXISTS applications_by_status ON applications (status, seq);
--- The outbox sweep reads only pending rows, oldest publish first.
-CREATE INDEX IF NOT EXISTS applications_to_publish
-    ON applications (published_at) WHERE status = 'pending';
--- The primary key is what makes concurrent requests with one key create one application.
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    scope          TEXT NOT NULL,
-    key            TEXT NOT NULL,
-    body_hash      TEXT NOT NULL,
-    application_id TEXT NOT NULL,
-    created_at     TEXT NOT NULL,
-    PRIMARY KEY (scope, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS idempotency_keys_by_age ON idempotency_keys (created_at);
-"""
-"""Timestamps are TEXT written by :func:`~lendo_api.timestamps.timestamp_text`."""
+# Timestamps are TEXT written by lendo_api.timestamps.timestamp_text: fixed width, so SQL
+# compares them correctly as text.
 
 
 def _same(value: Any) -> Any:

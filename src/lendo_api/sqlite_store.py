@@ -13,12 +13,12 @@ from uuid import UUID
 import aiosqlite
 import orjson
 
+from lendo_api.migrations import migrate_sqlite
 from lendo_api.sqlite_schema import (
     APPLICATION_JSON,
     INSERT,
     INSERT_MANY,
     NAMES,
-    SCHEMA,
     from_row,
     to_row,
 )
@@ -73,7 +73,8 @@ class SqliteStore:
 
     @classmethod
     async def open(cls, path: Path) -> "SqliteStore":
-        """Open (or create) the database file and its schema; safe to call on every start."""
+        """Open (or create) the database file, migrating its schema; safe on every start."""
+        await asyncio.to_thread(migrate_sqlite, path)
         # isolation_level=None: no implicit transactions, each one is begun explicitly.
         connection = await aiosqlite.connect(path, isolation_level=None)
         try:
@@ -81,7 +82,6 @@ class SqliteStore:
             # NORMAL loses no committed data on a process crash in WAL mode, only on power loss.
             await connection.execute("PRAGMA synchronous = NORMAL")
             await connection.execute("PRAGMA busy_timeout = 5000")
-            await connection.executescript(SCHEMA)
         except BaseException:
             await connection.close()
             raise

@@ -1,8 +1,8 @@
 """The repository of applications: everything the API asks of its database.
 
 The rest of the API depends on :class:`ApplicationStore` only. SQLite
-(:mod:`lendo_api.sqlite_store`) serves one machine; a server database for a
-scaled-out API is one more module implementing the same protocol.
+(:mod:`lendo_api.sqlite_store`) serves one API process; PostgreSQL
+(:mod:`lendo_api.postgres_store`) serves any number of them.
 """
 
 from collections.abc import Sequence
@@ -144,7 +144,9 @@ class ApplicationStore(Protocol):
     ) -> list[StoredApplication]:
         """Pending applications never published, or last published more than ``older_than`` ago.
 
-        Never-published ones come first, then the longest unpublished.
+        Never-published ones come first, then the longest unpublished. A store
+        that several processes share leaves out those another one's sweep took
+        and has not yet marked published, so that no two publish them at once.
         """
         ...
 

@@ -16,6 +16,7 @@ from lendo_streams import (
     MalformedEntry,
     StreamNames,
     UpdateMessage,
+    autoclaim,
     decode,
     read_group,
 )
@@ -37,6 +38,8 @@ class UpdateStats:
     unknown: int = 0
     dead_lettered: int = 0
     trimmed: int = 0
+    taken_over: int = 0
+    """Entries handled for other consumers that left them unacknowledged (XAUTOCLAIM)."""
 
 
 class UpdateConsumer:
@@ -46,7 +49,9 @@ class UpdateConsumer:
     committed, so a crash in between delivers it again, and applying an update
     twice is harmless because only a pending application changes. After a
     failure the consumer re-reads its own pending list before new entries, so
-    an unacknowledged entry is never skipped. Entries that are not valid
+    an unacknowledged entry is never skipped; entries another consumer (a
+    replica that died) left unacknowledged for ``claim_idle`` are taken over
+    and handled here. Entries that are not valid
     updates go to the dead-letter stream instead of blocking the rest. Every
     ``trim_interval`` it removes the entries the group has acknowledged, which
     bounds the stream (docs/reliability.md).
@@ -63,6 +68,7 @@ class UpdateConsumer:
         block: float,
         trim_interval: float,
         dead_letter_maxlen: int,
+        claim_idle: float,
     ) -> None:
         self._redis = redis
         self._store = store
@@ -74,6 +80,10 @@ class UpdateConsumer:
         self._trim_interval = trim_interval
         self._dead_letter_maxlen = dead_letter_maxlen
         self._next_trim = 0.0
+        # A live consumer acknowledges within moments, or re-reads its own entries on retry.
+        self._claim_idle_ms = max(1, round(claim_idle * 1000))
+        self._claim_every = claim_idle / 2
+        self._next_claim = 0.0
         self._stop = StopSignal()
         self.stats = UpdateStats()
 
@@ -124,11 +134,34 @@ class UpdateConsumer:
         if entries:
             await self._handle(entries)
         loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_claim:
+            await self._take_over()
+            self._next_claim = loop.time() + self._claim_every
         if loop.time() >= self._next_trim:
             # The reader trims: it alone knows what has been acknowledged.
             self.stats.trimmed += await trim_acknowledged(self._redis, self._streams.updates)
             self._next_trim = loop.time() + self._trim_interval
         return len(entries)
+
+    async def _take_over(self) -> None:
+        """Handle every entry other consumers left unacknowledged for ``claim_idle``."""
+        start = b"0-0"
+        while True:
+            start, entries = await autoclaim(
+                self._redis,
+                self._streams.updates,
+                API_GROUP,
+                self._consumer,
+                min_idle_ms=self._claim_idle_ms,
+                start=start,
+                count=self._batch,
+            )
+            if entries:
+                log.info("updates_taken_over", count=len(entries))
+                await self._handle(entries)
+                self.stats.taken_over += len(entries)
+            if start == b"0-0":
+                return
 
     async def _handle(self, entries: list[Entry]) -> None:
         changes: list[StatusChange] = []

@@ -53,6 +53,7 @@ def parse_timestamp(text: str) -> datetime:
 # --- create and fetch ---
 
 
+@pytest.mark.both_stores
 async def test_create_returns_the_pending_application_and_where_to_find_it(
     client: Client,
 ) -> None:
@@ -90,6 +91,7 @@ def test_timestamps_are_written_in_utc_always_with_microseconds() -> None:
     assert timestamp_text(stockholm) == "2025-03-14T09:26:53.000007Z"
 
 
+@pytest.mark.both_stores
 async def test_every_create_gets_its_own_id(client: Client) -> None:
     first, second = await create(client), await create(client)
 
@@ -155,6 +157,7 @@ async def test_a_crash_is_a_500_problem_logged_and_counted_under_its_request_id(
     )
 
 
+@pytest.mark.both_stores
 async def test_an_unknown_id_is_404(client: Client) -> None:
     missing = uuid.uuid4()
 
@@ -274,6 +277,7 @@ async def walk(client: Client, query: Mapping[str, str]) -> list[list[str]]:
             return pages
 
 
+@pytest.mark.both_stores
 async def test_listing_pages_through_all_applications_in_creation_order(client: Client) -> None:
     ids = await seed(client, 7)
 
@@ -282,6 +286,7 @@ async def test_listing_pages_through_all_applications_in_creation_order(client: 
     assert pages == [ids[0:3], ids[3:6], ids[6:7]]
 
 
+@pytest.mark.both_stores
 async def test_a_full_last_page_has_no_next_cursor_only_if_nothing_follows(
     client: Client,
 ) -> None:
@@ -291,6 +296,7 @@ async def test_a_full_last_page_has_no_next_cursor_only_if_nothing_follows(
     assert await walk(client, {"limit": "4"}) == [ids]
 
 
+@pytest.mark.both_stores
 async def test_listing_by_status_pages_through_exactly_the_matching_applications(
     client: Client,
 ) -> None:
@@ -312,6 +318,7 @@ async def test_listing_by_status_pages_through_exactly_the_matching_applications
     assert rejected == [[ids[5]]]
 
 
+@pytest.mark.both_stores
 async def test_listing_shows_each_application_as_get_does(client: Client) -> None:
     created = await create(client)
 
@@ -320,6 +327,7 @@ async def test_listing_shows_each_application_as_get_does(client: Client) -> Non
     assert body == {"items": [created], "next_cursor": None}
 
 
+@pytest.mark.both_stores
 async def test_names_needing_escapes_are_listed_exactly_as_created(client: Client) -> None:
     created = await create(client, first_name='Zoë "Z" O\'Neil\\', last_name="李 😀 </script>")
 
@@ -329,12 +337,14 @@ async def test_names_needing_escapes_are_listed_exactly_as_created(client: Clien
     assert created["last_name"] == "李 😀 </script>"
 
 
+@pytest.mark.both_stores
 async def test_an_empty_listing_is_one_empty_page(client: Client) -> None:
     body = await (await client.get("/api/applications?status=completed")).json()
 
     assert body == {"items": [], "next_cursor": None}
 
 
+@pytest.mark.both_stores
 async def test_a_listing_holds_100_by_default_and_up_to_1000(client: Client) -> None:
     ids = await seed(client, 1001)
 

@@ -9,9 +9,10 @@ from dataclasses import fields
 from datetime import timedelta
 from pathlib import Path
 
+from lendo_api.migrations import migrate_sqlite
 from lendo_api.models import Application
 from lendo_api.rendering import application_fields
-from lendo_api.sqlite_schema import COLUMNS, SCHEMA
+from lendo_api.sqlite_schema import COLUMNS
 from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import (
     IdempotencyKey,
@@ -136,8 +137,8 @@ async def test_never_published_applications_are_due_first_then_the_longest_quiet
 def test_the_column_declaration_is_the_table_the_stored_fields_and_the_public_model(
     tmp_path: Path,
 ) -> None:
+    migrate_sqlite(tmp_path / "schema.sqlite3")
     with closing(sqlite3.connect(tmp_path / "schema.sqlite3")) as db:
-        db.executescript(SCHEMA)
         table = [row[1] for row in db.execute("PRAGMA table_info(applications)")]
 
     declared = [column.name for column in COLUMNS]

@@ -1,0 +1,78 @@
+"""The applications table on PostgreSQL, each column declared once; the store's SQL derives from it.
+
+The declaration follows :class:`~lendo_api.store.StoredApplication` field by
+field, in its order, so that a row read as :data:`SELECT_COLUMNS` is the
+dataclass's positional arguments; ``seq`` and ``claimed_until`` are the
+table's own bookkeeping. The table itself is created by the migrations
+(``lendo_api/migrations/postgresql/``), which a test holds to this declaration.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from lendo_api.store import StoredApplication
+
+TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+"""``to_char``'s pattern for RFC 3339 in UTC with microseconds, as SQLite keeps timestamps."""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """One column of ``applications``, named as the field of ``StoredApplication`` it holds."""
+
+    name: str
+    sql_type: str
+    """Its type, as the migrations create it; inserts cast their parameter arrays to it."""
+    public: bool
+    """A field of :class:`lendo_api.models.Application`, so written into the JSON."""
+
+    def json_value(self, table: str) -> str:
+        """The SQL of its value in the JSON of an application, from ``table``'s row."""
+        if self.sql_type == "timestamptz":
+            return f"to_char({table}.{self.name} AT TIME ZONE 'UTC', '{TIMESTAMP_FORMAT}')"
+        return f"{table}.{self.name}"
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("id", "uuid", public=True),
+    Column("first_name", "text", public=True),
+    Column("last_name", "text", public=True),
+    Column("status", "text", public=True),
+    Column("request_id", "text", public=False),
+    Column("created_at", "timestamptz", public=True),
+    Column("updated_at", "timestamptz", public=True),
+    Column("published_at", "timestamptz", public=False),
+)
+
+SELECT_COLUMNS = ", ".join(f"a.{column.name}" for column in COLUMNS)
+"""Every column of ``applications AS a``, in :class:`StoredApplication`'s order."""
+
+JSON_FROM = (
+    "applications AS a CROSS JOIN LATERAL (SELECT "
+    + ", ".join(f"{c.json_value('a')} AS {c.name}" for c in COLUMNS if c.public)
+    + ") AS j"
+)
+"""``applications AS a`` beside ``j``, its public fields, for :data:`APPLICATION_JSON`."""
+
+APPLICATION_JSON = "row_to_json(j)::text"
+"""One application as compact JSON text, keys in the model's order, as SQLite writes it."""
+
+_ARRAYS = ", ".join(f"${n}::{column.sql_type}[]" for n, column in enumerate(COLUMNS, 1))
+
+INSERT_MANY = (
+    f"INSERT INTO applications ({', '.join(c.name for c in COLUMNS)})"
+    f" SELECT * FROM unnest({_ARRAYS})"
+)
+"""Insert a batch, one parameter array per inserted column (:func:`insert_parameters`)."""
+
+
+def insert_parameters(applications: Sequence[StoredApplication]) -> list[list[object]]:
+    """The parameter arrays of :data:`INSERT_MANY` for these applications."""
+    return [[getattr(app, column.name) for app in applications] for column in COLUMNS]
+
+
+def application(row: asyncpg.Record) -> StoredApplication:
+    """The application of a row read as :data:`SELECT_COLUMNS`."""
+    return StoredApplication(*row.values())

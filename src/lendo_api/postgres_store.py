@@ -1,0 +1,317 @@
+"""The :class:`~lendo_api.store.ApplicationStore` on PostgreSQL, shared by several replicas."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import cast
+from uuid import UUID
+
+import asyncpg
+
+from lendo_api import postgres_schema as schema
+from lendo_api.migrations import migrate_postgres
+from lendo_api.store import (
+    IdempotencyKey,
+    JsonPage,
+    KeyedCreation,
+    Status,
+    StatusChange,
+    StoredApplication,
+    UpdateOutcome,
+)
+from lendo_api.timestamps import now
+from lendo_runtime.batching import Batcher
+
+INSERT_ORDER_LOCK = 0x6C656E646F01
+"""The advisory lock every insert of applications holds until it commits."""
+
+_APPLICATION_BY_ID = f"SELECT {schema.SELECT_COLUMNS} FROM applications AS a WHERE a.id = $1"  # noqa: S608 - ours
+
+
+@dataclass(frozen=True, slots=True)
+class PoolStats:
+    """The connection pool as /metrics shows it."""
+
+    size: int
+    """Connections open."""
+    in_use: int
+    """Connections lent out."""
+    max_size: int
+    waiting: int
+    """Callers waiting for a connection right now."""
+    acquired: int
+    """Connections lent since start."""
+    acquire_seconds: float
+    """Time callers spent waiting for a connection since start."""
+
+
+class PostgresStore:
+    """Applications in PostgreSQL, through a pool of asyncpg connections.
+
+    Several API replicas share the database; each statement is safe beside the
+    same statement on another replica:
+
+    - Inserts hold :data:`INSERT_ORDER_LOCK` to their commit, so ``seq`` values
+      become visible in order: a page cursor never skips an application that
+      commits after a page was read. Plain creates are group-committed, as on
+      SQLite, so the lock is taken once per batch.
+    - An idempotency key is claimed by its primary key, in the transaction that
+      inserts its application: of concurrent claims, one inserts, the others
+      wait for its commit and read the application it made.
+    - The outbox sweep claims the rows it publishes for ``claim_for``
+      (``claimed_until``, skipping rows another sweep has locked or claimed), so
+      two replicas' sweeps never publish the same rows at the same moment.
+    - Status changes lock their rows in id order, so two consumers' batches
+      never deadlock.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, *, claim_for: timedelta) -> None:
+        self._pool = pool
+        self._claim_for = claim_for
+        self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
+        self._waiting = 0
+        self._acquired = 0
+        self._acquire_seconds = 0.0
+
+    @classmethod
+    async def open(
+        cls, url: str, *, min_size: int, max_size: int, claim_for: timedelta
+    ) -> "PostgresStore":
+        """Migrate the database at ``url`` to the newest schema, then open a pool on it."""
+        await asyncio.to_thread(migrate_postgres, url)
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size)
+        return cls(pool, claim_for=claim_for)
+
+    async def close(self) -> None:
+        await self._creates.drain()
+        await self._pool.close()
+
+    def pool_stats(self) -> PoolStats:
+        """The pool right now, and the totals since start."""
+        size = self._pool.get_size()
+        return PoolStats(
+            size=size,
+            in_use=size - self._pool.get_idle_size(),
+            max_size=self._pool.get_max_size(),
+            waiting=self._waiting,
+            acquired=self._acquired,
+            acquire_seconds=self._acquire_seconds,
+        )
+
+    async def create(
+        self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
+    ) -> StoredApplication:
+        application = _new_application(id, first_name, last_name, request_id)
+        await self._creates.submit([application])
+        return application
+
+    async def create_once(
+        self,
+        *,
+        key: IdempotencyKey,
+        id: UUID,
+        first_name: str,
+        last_name: str,
+        request_id: str | None,
+        keep_for: timedelta,
+    ) -> KeyedCreation:
+        application = _new_application(id, first_name, last_name, request_id)
+        async with self._connection() as connection, connection.transaction():
+            # Claim the key, or take over an expired claim not yet purged. A claim
+            # another transaction holds makes this wait for it to end.
+            claimed = await connection.fetchval(
+                "INSERT INTO idempotency_keys"
+                " (scope, key, body_hash, application_id, created_at)"
+                " VALUES ($1, $2, $3, $4, $5)"
+                " ON CONFLICT (scope, key) DO UPDATE SET"
+                " body_hash = excluded.body_hash,"
+                " application_id = excluded.application_id,"
+                " created_at = excluded.created_at"
+                " WHERE idempotency_keys.created_at < $6"
+                " RETURNING true",
+                key.scope,
+                key.key,
+                key.body_hash,
+                id,
+                application.created_at,
+                application.created_at - keep_for,
+            )
+            if claimed:
+                await _insert(connection, [application])
+                return KeyedCreation(application, True, key.body_hash)
+            claim = await connection.fetchrow(
+                "SELECT body_hash, application_id FROM idempotency_keys"
+                " WHERE scope = $1 AND key = $2",
+                key.scope,
+                key.key,
+            )
+            assert claim is not None, "a key not taken over is held by a committed claim"
+            row = await connection.fetchrow(_APPLICATION_BY_ID, claim["application_id"])
+            assert row is not None, "a claim commits with its application"
+            return KeyedCreation(schema.application(row), False, claim["body_hash"])
+
+    async def purge_idempotency_keys(self, *, older_than: timedelta) -> int:
+        async with self._connection() as connection:
+            done = await connection.execute(
+                "DELETE FROM idempotency_keys WHERE created_at < $1", now() - older_than
+            )
+        return int(done.split()[-1])
+
+    async def get_json(self, id: UUID) -> str | None:
+        async with self._connection() as connection:
+            text = await connection.fetchval(
+                f"SELECT {schema.APPLICATION_JSON} FROM {schema.JSON_FROM} WHERE a.id = $1",  # noqa: S608 - ours
+                id,
+            )
+        return cast(str | None, text)
+
+    async def list_page_json(
+        self, *, status: Status | None, limit: int, after: int | None
+    ) -> JsonPage:
+        # One row more than asked tells whether another page follows.
+        sql = f"SELECT a.seq, {schema.APPLICATION_JSON} FROM {schema.JSON_FROM} WHERE a.seq > $1"  # noqa: S608 - ours
+        parameters: list[object] = [after or 0, limit + 1]
+        if status is not None:
+            sql += " AND a.status = $3"
+            parameters.append(status)
+        async with self._connection() as connection:
+            rows = await connection.fetch(sql + " ORDER BY a.seq LIMIT $2", *parameters)
+        items = [row[1] for row in rows[:limit]]
+        return JsonPage(items, rows[limit - 1][0] if len(rows) > limit else None)
+
+    async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:
+        if not changes:
+            return UpdateOutcome(applied=0, unchanged=0, unknown=0)
+        ids = [change.id for change in changes]
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                # The first change of an id wins, as when applied one by one.
+                "WITH changes AS ("
+                " SELECT DISTINCT ON (id) id, status"
+                " FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS c (id, status, n)"
+                " ORDER BY id, n),"
+                " locked AS ("
+                " SELECT a.seq, changes.status FROM applications AS a JOIN changes USING (id)"
+                " WHERE a.status = 'pending' ORDER BY a.id FOR UPDATE OF a),"
+                " applied AS ("
+                " UPDATE applications AS a SET status = locked.status, updated_at = $3"
+                " FROM locked WHERE a.seq = locked.seq RETURNING 1)"
+                " SELECT (SELECT count(*) FROM applied) AS applied,"
+                " (SELECT count(*) FROM unnest($1::uuid[]) AS c (id) WHERE NOT EXISTS"
+                " (SELECT 1 FROM applications AS a WHERE a.id = c.id)) AS unknown",
+                ids,
+                [change.status for change in changes],
+                now(),
+            )
+        assert row is not None
+        applied, unknown = int(row["applied"]), int(row["unknown"])
+        return UpdateOutcome(
+            applied=applied, unchanged=len(changes) - applied - unknown, unknown=unknown
+        )
+
+    async def due_for_publish(
+        self, *, older_than: timedelta, limit: int
+    ) -> list[StoredApplication]:
+        moment = now()
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "WITH due AS ("  # noqa: S608 - the columns are ours
+                " SELECT seq FROM applications"
+                " WHERE status = 'pending' AND (published_at IS NULL OR published_at < $1)"
+                " AND (claimed_until IS NULL OR claimed_until < $2)"
+                " ORDER BY published_at NULLS FIRST, seq LIMIT $3"
+                " FOR UPDATE SKIP LOCKED),"
+                " claimed AS ("
+                " UPDATE applications AS a SET claimed_until = $4 FROM due"
+                " WHERE a.seq = due.seq RETURNING a.*)"
+                # RETURNING keeps no order: never published first, then the longest unpublished.
+                f" SELECT {schema.SELECT_COLUMNS} FROM claimed AS a"
+                " ORDER BY a.published_at NULLS FIRST, a.seq",
+                moment - older_than,
+                moment,
+                limit,
+                moment + self._claim_for,
+            )
+        return [schema.application(row) for row in rows]
+
+    async def mark_published(self, ids: Sequence[UUID]) -> None:
+        if not ids:
+            return
+        async with self._connection() as connection:
+            await connection.execute(
+                "UPDATE applications SET published_at = $1, claimed_until = NULL"
+                " WHERE id = ANY($2::uuid[]) AND status = 'pending'",
+                now(),
+                list(ids),
+            )
+
+    async def count_by_status(self) -> dict[Status, int]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT status, count(*) FROM applications GROUP BY status"
+            )
+        return {cast(Status, status): count for status, count in rows}
+
+    async def check(self) -> bool:
+        async with self._connection() as connection:
+            one = await connection.fetchval("SELECT 1")
+        return bool(one == 1)
+
+    async def _insert_batch(self, applications: list[StoredApplication]) -> list[Exception | None]:
+        """Insert in one transaction.
+
+        If the batch fails (an id already used), each is tried alone, so one
+        bad create fails by itself and not the others batched with it.
+        """
+        try:
+            async with self._connection() as connection, connection.transaction():
+                await _insert(connection, applications)
+            return [None] * len(applications)
+        except asyncpg.UniqueViolationError as error:
+            if len(applications) == 1:
+                return [error]
+        return [result for app in applications for result in await self._insert_batch([app])]
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:
+        """A connection of the pool, timing the wait for it."""
+        started = time.perf_counter()
+        self._waiting += 1
+        try:
+            connection = await self._pool.acquire()
+        finally:
+            self._waiting -= 1
+        self._acquired += 1
+        self._acquire_seconds += time.perf_counter() - started
+        try:
+            yield connection
+        finally:
+            await self._pool.release(connection)
+
+
+async def _insert(
+    connection: asyncpg.pool.PoolConnectionProxy, applications: Sequence[StoredApplication]
+) -> None:
+    """Insert new applications in the caller's transaction, which then holds the insert lock."""
+    await connection.execute("SELECT pg_advisory_xact_lock($1)", INSERT_ORDER_LOCK)
+    await connection.execute(schema.INSERT_MANY, *schema.insert_parameters(applications))
+
+
+def _new_application(
+    id: UUID, first_name: str, last_name: str, request_id: str | None
+) -> StoredApplication:
+    """A pending, unpublished application, created when last updated."""
+    created_at = now()
+    return StoredApplication(
+        id=id,
+        first_name=first_name,
+        last_name=last_name,
+        status="pending",
+        request_id=request_id,
+        created_at=created_at,
+        updated_at=created_at,
+        published_at=None,
+    )
