@@ -80,7 +80,7 @@ def _decode_cursor(value: object) -> int:
     if isinstance(value, str) and _CURSOR.fullmatch(value):
         digits = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
         return min(int(digits), _MAX_SEQ)
-    raise ValueError("is not a cursor returned by this API")
+    raise ValueError("is not a cursor of this API")
 
 
 Cursor = Annotated[

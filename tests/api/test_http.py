@@ -358,6 +358,33 @@ async def test_a_listing_holds_100_by_default_and_up_to_1000(client: Client) -> 
 
 
 @pytest.mark.parametrize(
+    ("cursor", "after"),
+    [
+        ("MA", 0),  # "0"
+        ("MDA3", 7),  # "007": leading zeros name the same position
+        ("OTk5OTk5OTk5OTk5OTk5OTk5OQ", None),  # 19 nines, past any position: the end
+    ],
+)
+async def test_any_text_of_the_documented_cursor_form_names_a_position(
+    client: Client, cursor: str, after: int | None
+) -> None:
+    ids = await seed(client, 9)
+    document = await (await client.get("/api/openapi.json")).json()
+    [parameter] = [
+        p
+        for p in document["paths"]["/api/applications"]["get"]["parameters"]
+        if p["name"] == "cursor"
+    ]
+
+    response = await client.get("/api/applications", params={"cursor": cursor})
+
+    assert re.search(parameter["schema"]["pattern"], cursor)
+    assert response.status == 200
+    listed = [item["id"] for item in (await response.json())["items"]]
+    assert listed == ([] if after is None else ids[after:])
+
+
+@pytest.mark.parametrize(
     ("query", "field"),
     [
         ("limit=0", "limit"),
