@@ -29,7 +29,8 @@ log = get_logger()
 
 _UPSERT = (
     postgres_schema.INSERT_MANY + " ON CONFLICT (id) DO UPDATE SET"
-    " status = excluded.status, updated_at = excluded.updated_at"
+    " status = excluded.status, failure_reason = excluded.failure_reason,"
+    " updated_at = excluded.updated_at"
     # Only pending becomes final, as everywhere else.
     " WHERE applications.status = 'pending' AND excluded.status <> 'pending'"
 )

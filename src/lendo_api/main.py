@@ -1,4 +1,4 @@
-"""The ``lendo-api`` command: serve the API until SIGTERM or SIGINT; ``copy-store`` moves data."""
+"""The ``lendo-api`` command: serve the API; ``copy-store`` and ``requeue-failed`` for operators."""
 
 import argparse
 import asyncio
@@ -8,6 +8,7 @@ import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import uvloop
 from aiohttp import web
@@ -15,6 +16,7 @@ from aiohttp import web
 from lendo_api.app import create_app
 from lendo_api.copy_store import CopyMismatch, copy_store
 from lendo_api.settings import ApiSettings
+from lendo_api.stores import open_store
 from lendo_api.workers import run_workers
 from lendo_runtime.logs import configure_logging, get_logger
 from lendo_runtime.settings import load_settings
@@ -31,6 +33,9 @@ def main() -> None:
     logging.getLogger("yoyo").setLevel(logging.WARNING)
     if arguments.command == "copy-store":
         raise SystemExit(_copy_store(settings.db_path, arguments.to, arguments.batch))
+    if arguments.command == "requeue-failed":
+        ids = None if arguments.all else arguments.ids
+        raise SystemExit(asyncio.run(_requeue_failed(settings, ids)))
     if settings.api_workers > 1:
         raise SystemExit(run_workers(settings))
     # uvloop: the same asyncio code, with a faster event loop and transports.
@@ -72,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     copy.add_argument("--to", required=True, type=_postgres_url, metavar="postgresql://...")
     copy.add_argument("--batch", type=int, default=1000, help="rows per transaction")
+    requeue = commands.add_parser(
+        "requeue-failed",
+        help="put failed applications back to pending once the cause is fixed; the running "
+        "API hands them to the bank again",
+    )
+    which = requeue.add_mutually_exclusive_group(required=True)
+    which.add_argument("ids", nargs="*", default=[], type=UUID, help="application ids")
+    which.add_argument("--all", action="store_true", help="every failed application")
     return parser
 
 
@@ -92,6 +105,20 @@ def _copy_store(source: Path, target: str, batch: int) -> int:
         f"copied {copied.applications} applications and {copied.idempotency_keys} "
         f"idempotency keys from {source}; the target holds every one"
     )
+    return 0
+
+
+async def _requeue_failed(settings: ApiSettings, ids: list[UUID] | None) -> int:
+    """Requeue, print how many and which (ids only, never names), exit 0."""
+    store = await open_store(settings)
+    try:
+        requeued = await store.requeue_failed(ids)
+    finally:
+        await store.close()
+    for application_id in requeued:
+        print(application_id)
+    print(f"requeued {len(requeued)} failed applications", file=sys.stderr)
+    log.info("failed_requeued", count=len(requeued))
     return 0
 
 

@@ -155,10 +155,15 @@ class Application(BaseModel):
     last_name: str
     status: Status = Field(
         description="pending until the bank decides; then completed (granted) or rejected, "
-        "never to change again."
+        "never to change again. failed: the bank kept refusing the application itself as "
+        "invalid (an integration fault, not a decision); it stays failed until an operator "
+        "puts it back to pending."
     )
     created_at: datetime
     updated_at: datetime = Field(description="When the status last changed.")
+    failure_reason: str | None = Field(
+        default=None, description="Why the application is failed; null in every other status."
+    )
 
 
 class ApplicationPage(BaseModel):

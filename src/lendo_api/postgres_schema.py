@@ -44,6 +44,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("created_at", "timestamptz", public=True),
     Column("updated_at", "timestamptz", public=True),
     Column("published_at", "timestamptz", public=False),
+    Column("failure_reason", "text", public=True),
 )
 
 SELECT_COLUMNS = ", ".join(f"a.{column.name}" for column in COLUMNS)

@@ -21,6 +21,7 @@ from lendo_api.store import (
     StatusChange,
     StoredApplication,
     UpdateOutcome,
+    new_application,
 )
 from lendo_api.timestamps import now
 from lendo_runtime.batching import Batcher
@@ -104,7 +105,7 @@ class PostgresStore:
     async def create(
         self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
     ) -> StoredApplication:
-        application = _new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id)
         await self._creates.submit([application])
         return application
 
@@ -118,7 +119,7 @@ class PostgresStore:
         request_id: str | None,
         keep_for: timedelta,
     ) -> KeyedCreation:
-        application = _new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id)
         async with self._connection() as connection, connection.transaction():
             # Claim the key, or take over an expired claim not yet purged. A claim
             # another transaction holds makes this wait for it to end.
@@ -190,14 +191,17 @@ class PostgresStore:
             row = await connection.fetchrow(
                 # The first change of an id wins, as when applied one by one.
                 "WITH changes AS ("
-                " SELECT DISTINCT ON (id) id, status"
-                " FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS c (id, status, n)"
+                " SELECT DISTINCT ON (id) id, status, failure_reason"
+                " FROM unnest($1::uuid[], $2::text[], $4::text[])"
+                " WITH ORDINALITY AS c (id, status, failure_reason, n)"
                 " ORDER BY id, n),"
                 " locked AS ("
-                " SELECT a.seq, changes.status FROM applications AS a JOIN changes USING (id)"
+                " SELECT a.seq, changes.status, changes.failure_reason"
+                " FROM applications AS a JOIN changes USING (id)"
                 " WHERE a.status = 'pending' ORDER BY a.id FOR UPDATE OF a),"
                 " applied AS ("
-                " UPDATE applications AS a SET status = locked.status, updated_at = $3"
+                " UPDATE applications AS a SET status = locked.status,"
+                " failure_reason = locked.failure_reason, updated_at = $3"
                 " FROM locked WHERE a.seq = locked.seq RETURNING 1)"
                 " SELECT (SELECT count(*) FROM applied) AS applied,"
                 " (SELECT count(*) FROM unnest($1::uuid[]) AS c (id) WHERE NOT EXISTS"
@@ -205,6 +209,7 @@ class PostgresStore:
                 ids,
                 [change.status for change in changes],
                 now(),
+                [change.failure_reason for change in changes],
             )
         assert row is not None
         applied, unknown = int(row["applied"]), int(row["unknown"])
@@ -247,6 +252,18 @@ class PostgresStore:
                 now(),
                 list(ids),
             )
+
+    async def requeue_failed(self, ids: Sequence[UUID] | None) -> list[UUID]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "UPDATE applications SET status = 'pending', failure_reason = NULL,"
+                " published_at = NULL, claimed_until = NULL, updated_at = $1"
+                " WHERE status = 'failed' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))"
+                " RETURNING id",
+                now(),
+                None if ids is None else list(ids),
+            )
+        return [row["id"] for row in rows]
 
     async def count_by_status(self) -> dict[Status, int]:
         async with self._connection() as connection:
@@ -298,20 +315,3 @@ async def _insert(
     """Insert new applications in the caller's transaction, which then holds the insert lock."""
     await connection.execute("SELECT pg_advisory_xact_lock($1)", INSERT_ORDER_LOCK)
     await connection.execute(schema.INSERT_MANY, *schema.insert_parameters(applications))
-
-
-def _new_application(
-    id: UUID, first_name: str, last_name: str, request_id: str | None
-) -> StoredApplication:
-    """A pending, unpublished application, created when last updated."""
-    created_at = now()
-    return StoredApplication(
-        id=id,
-        first_name=first_name,
-        last_name=last_name,
-        status="pending",
-        request_id=request_id,
-        created_at=created_at,
-        updated_at=created_at,
-        published_at=None,
-    )

@@ -59,6 +59,7 @@ COLUMNS: tuple[Column, ...] = (
         to_sql=_optional(timestamp_text),
         from_sql=_optional(_moment),
     ),
+    Column("failure_reason", public=True),
 )
 
 NAMES = ", ".join(column.name for column in COLUMNS)

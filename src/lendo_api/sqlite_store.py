@@ -30,6 +30,7 @@ from lendo_api.store import (
     StatusChange,
     StoredApplication,
     UpdateOutcome,
+    new_application,
 )
 from lendo_api.timestamps import now, timestamp_text
 from lendo_runtime.batching import Batcher
@@ -109,7 +110,7 @@ class SqliteStore:
     async def create(
         self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
     ) -> StoredApplication:
-        application = _new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id)
         await self._creates.submit([application])
         return application
 
@@ -123,7 +124,7 @@ class SqliteStore:
         request_id: str | None,
         keep_for: timedelta,
     ) -> KeyedCreation:
-        application = _new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id)
         created_at = timestamp_text(application.created_at)
 
         async def create_or_find() -> KeyedCreation:
@@ -201,9 +202,12 @@ class SqliteStore:
         async def apply() -> UpdateOutcome:
             async with self._transaction():
                 cursor = await self._db.executemany(
-                    "UPDATE applications SET status = ?, updated_at = ?"
+                    "UPDATE applications SET status = ?, failure_reason = ?, updated_at = ?"
                     " WHERE id = ? AND status = 'pending'",
-                    [(change.status, updated_at, str(change.id)) for change in changes],
+                    [
+                        (change.status, change.failure_reason, updated_at, str(change.id))
+                        for change in changes
+                    ],
                 )
                 applied = cursor.rowcount
                 [(unknown,)] = await self._db.execute_fetchall(
@@ -244,6 +248,21 @@ class SqliteStore:
             )
 
         await self._write(mark)
+
+    async def requeue_failed(self, ids: Sequence[UUID] | None) -> list[UUID]:
+        chosen = None if ids is None else json.dumps([str(id) for id in ids])
+
+        async def requeue() -> list[UUID]:
+            rows = await self._db.execute_fetchall(
+                "UPDATE applications SET status = 'pending', failure_reason = NULL,"
+                " published_at = NULL, updated_at = ?"
+                " WHERE status = 'failed'"
+                " AND (? IS NULL OR id IN (SELECT value FROM json_each(?))) RETURNING id",
+                (timestamp_text(now()), chosen, chosen),
+            )
+            return [UUID(row["id"]) for row in rows]
+
+        return await self._write(requeue)
 
     async def count_by_status(self) -> dict[Status, int]:
         # A scan of the covering (status, seq) index, not the table; once per scrape.
@@ -336,21 +355,4 @@ def _page_query(
         f"SELECT {columns} FROM applications"  # noqa: S608 - columns are ours
         " WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?",
         (status, after or 0, limit + 1),
-    )
-
-
-def _new_application(
-    id: UUID, first_name: str, last_name: str, request_id: str | None
-) -> StoredApplication:
-    """A pending, unpublished application, created when last updated."""
-    created_at = now()
-    return StoredApplication(
-        id=id,
-        first_name=first_name,
-        last_name=last_name,
-        status="pending",
-        request_id=request_id,
-        created_at=created_at,
-        updated_at=created_at,
-        published_at=None,
     )

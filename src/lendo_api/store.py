@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 from uuid import UUID
 
+from lendo_api.timestamps import now
 from lendo_streams import FinalStatus
 
-Status = Literal["pending", "completed", "rejected"]
+Status = Literal["pending", "completed", "rejected", "failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,26 @@ class StoredApplication:
     updated_at: datetime
     published_at: datetime | None
     """When the submission stream last accepted it; ``None`` until then."""
+    failure_reason: str | None
+    """Why it is ``failed`` (the bank's refusal); ``None`` in every other status."""
+
+
+def new_application(
+    id: UUID, first_name: str, last_name: str, request_id: str | None
+) -> StoredApplication:
+    """A pending, unpublished application, created when last updated."""
+    created_at = now()
+    return StoredApplication(
+        id=id,
+        first_name=first_name,
+        last_name=last_name,
+        status="pending",
+        request_id=request_id,
+        created_at=created_at,
+        updated_at=created_at,
+        published_at=None,
+        failure_reason=None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +68,11 @@ class JsonPage:
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
-    """The bank's final status for one application."""
+    """The final status of one application: the bank's decision, or ``failed`` and why."""
 
     id: UUID
     status: FinalStatus
+    failure_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +174,14 @@ class ApplicationStore(Protocol):
 
     async def mark_published(self, ids: Sequence[UUID]) -> None:
         """Record that the submission stream accepted these applications just now."""
+        ...
+
+    async def requeue_failed(self, ids: Sequence[UUID] | None) -> list[UUID]:
+        """Put failed applications (these, or every one if ``ids`` is None) back to pending.
+
+        Each becomes unpublished, so the outbox hands it to the bank again;
+        ids that are not failed are left as they are. Returns those requeued.
+        """
         ...
 
     async def count_by_status(self) -> dict[Status, int]:

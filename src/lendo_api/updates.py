@@ -172,7 +172,7 @@ class UpdateConsumer:
             except MalformedEntry as error:
                 malformed.append((entry, str(error)))
             else:
-                changes.append(StatusChange(update.id, update.status))
+                changes.append(StatusChange(update.id, update.status, update.failure_reason))
                 # The request id that created the application: its trail ends here.
                 log.info(
                     "update_received",

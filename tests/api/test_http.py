@@ -65,7 +65,16 @@ async def test_create_returns_the_pending_application_and_where_to_find_it(
     assert response.status == 201
     assert response.content_type == "application/json"
     body = await response.json()
-    assert set(body) == {"id", "first_name", "last_name", "status", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "first_name",
+        "last_name",
+        "status",
+        "created_at",
+        "updated_at",
+        "failure_reason",
+    }
+    assert body["failure_reason"] is None
     assert uuid.UUID(body["id"]).version == 4
     assert (body["first_name"], body["last_name"], body["status"]) == (
         "Ada",

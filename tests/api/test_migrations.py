@@ -119,6 +119,7 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         "status": "completed",
         "created_at": "2026-11-01T10:00:00.000001Z",
         "updated_at": "2026-11-01T10:00:09.500000Z",
+        "failure_reason": None,
     }
     assert pending is not None
     assert json.loads(pending)["status"] == "pending"
@@ -132,7 +133,7 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         [(key_application,)] = db.execute("SELECT application_id FROM idempotency_keys")
         applied = db.execute("SELECT migration_id FROM _yoyo_migration").fetchall()
     assert key_application == PENDING_ID
-    assert applied == [("0001.applications",)]
+    assert applied == [("0001.applications",), ("0002.failed",)]
 
 
 async def test_a_new_sqlite_file_gets_every_migration_once_over_several_starts(
@@ -177,12 +178,14 @@ async def test_postgresql_from_empty_has_the_columns_the_store_declares(
     finally:
         await connection.close()
 
-    declared = [(c.name, c.sql_type) for c in postgres_schema.COLUMNS]
-    assert [(row["column_name"], row["udt_name"]) for row in columns] == [
-        ("seq", "int8"),
-        *declared,
-        ("claimed_until", "timestamptz"),
-    ]
+    # By name: a column added by a later migration comes last in the table, wherever
+    # the declaration puts it.
+    declared = {c.name: c.sql_type for c in postgres_schema.COLUMNS}
+    assert {row["column_name"]: row["udt_name"] for row in columns} == {
+        "seq": "int8",
+        **declared,
+        "claimed_until": "timestamptz",
+    }
     assert [c.name for c in postgres_schema.COLUMNS] == [f.name for f in fields(StoredApplication)]
     public = [c.name for c in postgres_schema.COLUMNS if c.public]
     assert public == list(Application.model_fields)

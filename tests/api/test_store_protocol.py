@@ -297,3 +297,46 @@ async def test_counts_by_status_leave_out_statuses_with_none(store: ApplicationS
 
     assert await store.count_by_status() == {"pending": 2, "rejected": 1}
     assert await store.check()
+
+
+async def test_a_failed_application_keeps_its_reason_and_never_changes_by_itself(
+    store: ApplicationStore,
+) -> None:
+    failing, other = await new(store), await new(store)
+    reason = "the request payload is not valid."
+
+    await store.apply_updates([StatusChange(failing.id, "failed", reason)])
+    later = await store.apply_updates([StatusChange(failing.id, "completed")])
+
+    assert later == UpdateOutcome(applied=0, unchanged=1, unknown=0)
+    failed = await read(store, failing.id)
+    assert (failed["status"], failed["failure_reason"]) == ("failed", reason)
+    assert (await read(store, other.id))["failure_reason"] is None
+    assert await walk(store, limit=10, status="failed") == [str(failing.id)]
+    assert [app.id for app in await store.due_for_publish(older_than=timedelta(0), limit=10)] == [
+        other.id
+    ]
+    assert await store.count_by_status() == {"failed": 1, "pending": 1}
+
+
+async def test_requeueing_puts_failed_applications_back_to_pending_and_unpublished(
+    store: ApplicationStore,
+) -> None:
+    first, second, decided = await new(store), await new(store), await new(store)
+    await store.mark_published([first.id, second.id, decided.id])
+    await store.apply_updates(
+        [
+            StatusChange(first.id, "failed", "refused"),
+            StatusChange(second.id, "failed", "refused"),
+            StatusChange(decided.id, "completed"),
+        ]
+    )
+
+    assert await store.requeue_failed([first.id, decided.id]) == [first.id]
+    assert (await read(store, first.id))["status"] == "pending"
+    assert (await read(store, first.id))["failure_reason"] is None
+    assert (await read(store, decided.id))["status"] == "completed"
+    # Unpublished again: the sweep hands it to the bank at once.
+    assert [app.id for app in await store.due_for_publish(older_than=HOUR, limit=10)] == [first.id]
+    assert await store.requeue_failed(None) == [second.id]
+    assert await store.requeue_failed(None) == []

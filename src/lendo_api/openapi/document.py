@@ -43,6 +43,8 @@ Loan applications: create one, then follow its status until the bank decides.
 
 * **Statuses.** `pending` until the bank decides (usually 5–20 s), then
   `completed` (granted) or `rejected`; a final status never changes.
+  `failed` (with `failure_reason`): the bank kept refusing the application
+  itself as invalid; it stays failed until an operator re-drives it.
 * **Errors** are `application/problem+json` (RFC 9457); invalid input lists
   every offending field in `errors`.
 * **Authentication.** When the server is configured with API keys

@@ -229,7 +229,8 @@ GET_APPLICATION = docs(
     summary="Read an application",
     description=(
         "The application with this id, with its current status. `pending` means "
-        "the bank has not decided yet; `completed` and `rejected` are final. The "
+        "the bank has not decided yet; `completed` and `rejected` are final; `failed` "
+        "(with `failure_reason`) means the bank kept refusing it as invalid. The "
         "status follows the bank's decision within about a second."
     ),
     security=_SECURED,
