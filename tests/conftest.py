@@ -3,14 +3,14 @@ simulator, and the API in-process."""
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from pytest_aiohttp import AiohttpClient
+from pytest_aiohttp import AiohttpClient, AiohttpServer
 from redis.asyncio import Redis
 
 from lendo_api.app import create_app
@@ -92,6 +92,37 @@ async def bank_sim() -> AsyncIterator[RunningBankSim]:
     """A bank simulator on a free port that decides within 0.05-0.2 s of submission."""
     async with running_bank_sim(SimConfig(min_delay=0.05, max_delay=0.2)) as sim:
         yield sim
+
+
+BankAnswering = Callable[[str], Awaitable[str]]
+
+
+@pytest.fixture
+def bank_answering(aiohttp_server: AiohttpServer) -> BankAnswering:
+    """Starts a bank whose jobs all have the given status, spelled as given; returns its URL.
+
+    It breaks the bank's contract as the contract-exact simulator never does:
+    statuses in another case, or unknown ones.
+    """
+
+    async def start(status: str) -> str:
+        async def submit(request: web.Request) -> web.Response:
+            return web.json_response({**await request.json(), "status": "pending"}, status=201)
+
+        async def job(request: web.Request) -> web.Response:
+            application_id = request.query["application_id"]
+            job_id = str(uuid.uuid4())
+            return web.json_response(
+                {"id": job_id, "application_id": application_id, "status": status}
+            )
+
+        bank = web.Application()
+        bank.router.add_post("/api/applications", submit)
+        bank.router.add_get("/api/jobs", job)
+        server = await aiohttp_server(bank)
+        return str(server.make_url("/"))
+
+    return start
 
 
 # --- the API in-process ---

@@ -44,7 +44,7 @@ def create_app(settings: ApiSettings) -> web.Application:
     app[METRICS] = metrics
     app.cleanup_ctx.extend([_database, _redis, _workers])
     setup_routes(app)
-    setup_openapi(app)
+    setup_openapi(app, keys_required=bool(settings.api_keys))
     return app
 
 

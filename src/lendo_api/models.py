@@ -5,8 +5,7 @@ render with them, and the OpenAPI document is generated from them.
 """
 
 import base64
-import binascii
-import unicodedata
+import re
 from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
@@ -21,34 +20,36 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from lendo_api import names
 from lendo_api.store import Status
 
-MAX_NAME_LENGTH = 100
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
-# Control, format and line/paragraph separators: invisible or line-breaking, so a
-# name holding one would print differently in every system it reaches.
-_FORBIDDEN_IN_NAMES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _MAX_SEQ = 2**63 - 1
 
 
-def _clean_name(value: object) -> object:
-    """Refuse invisible characters, then NFC-normalise and trim.
+NAME_DESCRIPTION = (
+    f"1 to {names.MAX_LENGTH} characters as sent, not only spaces; control characters, line "
+    "separators, bidirectional embeddings, overrides and isolates, surrogates and "
+    "non-characters are refused. Stored NFC-normalised, with spaces around it trimmed."
+)
 
-    Refused rather than removed: silently altering a legal name is worse than
-    asking again. NFC makes one name typed on two keyboards the same string, and
-    its length the number of characters a reader sees.
-    """
-    if not isinstance(value, str):
-        return value
-    if any(unicodedata.category(char) in _FORBIDDEN_IN_NAMES for char in value):
-        raise ValueError("must not contain control, format or line-separator characters")
-    return unicodedata.normalize("NFC", value).strip()
-
-
-Name = Annotated[str, Field(min_length=1, max_length=MAX_NAME_LENGTH), BeforeValidator(_clean_name)]
+Name = Annotated[
+    str,
+    BeforeValidator(names.clean),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": names.MAX_LENGTH,
+            "pattern": names.PATTERN,
+            "description": NAME_DESCRIPTION,
+        }
+    ),
+]
+"""A person's name: checked as sent, stored normalised (:mod:`lendo_api.names`)."""
 
 
 def encode_cursor(seq: int) -> str:
@@ -56,26 +57,43 @@ def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(str(seq).encode()).rstrip(b"=").decode()
 
 
+# A cursor is the unpadded base64url text of a position's decimal digits (1 to 19 of
+# them): three digits make four characters, a last one or two make two or three.
+_THREE_DIGITS = "(?:[MN][DTjz]|O[DT])[AEIMQUYcgk][w-z0-5]"
+_ONE_DIGIT = "(?:[MN][AQgw]|O[AQ])"
+_TWO_DIGITS = "(?:[MN][DTjz]|O[DT])[AEIMQUYcgk]"
+CURSOR_PATTERN = (
+    f"^(?:(?:{_THREE_DIGITS}){{1,6}}|(?:{_THREE_DIGITS}){{0,6}}{_ONE_DIGIT}"
+    f"|(?:{_THREE_DIGITS}){{0,5}}{_TWO_DIGITS})$"
+)
+_CURSOR = re.compile(CURSOR_PATTERN)
+
+
 def _decode_cursor(value: object) -> int:
-    """Accept only cursors this API could have produced, so a tampered one is a 422."""
+    """The position a cursor names; one past the last position names the end.
+
+    Every text of the cursor's form names a position, so that the document's
+    pattern is the whole rule; a position beyond any there can be is the end.
+    """
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str):
-        try:
-            digits = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            seq = int(digits) if digits.isdigit() else -1
-        except (binascii.Error, ValueError):
-            seq = -1
-        if 0 <= seq <= _MAX_SEQ and encode_cursor(seq) == value:
-            return seq
-    raise ValueError("is not a cursor returned by this API")
+    if isinstance(value, str) and _CURSOR.fullmatch(value):
+        digits = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+        return min(int(digits), _MAX_SEQ)
+    raise ValueError("is not a cursor of this API")
 
 
 Cursor = Annotated[
     int,
     PlainValidator(_decode_cursor),
     PlainSerializer(encode_cursor, return_type=str),
-    WithJsonSchema({"type": "string", "description": "Opaque position in a listing."}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CURSOR_PATTERN,
+            "description": "Opaque position in a listing.",
+        }
+    ),
 ]
 """A position in a listing; an ``int`` in code, opaque text on the wire."""
 
@@ -85,12 +103,8 @@ class NewApplication(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    first_name: Name = Field(
-        description="Trimmed and NFC-normalised; control and format characters are refused."
-    )
-    last_name: Name = Field(
-        description="Trimmed and NFC-normalised; control and format characters are refused."
-    )
+    first_name: Name
+    last_name: Name
 
 
 class CreateHeaders(BaseModel):

@@ -15,6 +15,7 @@ REQUEST_ID = web.RequestKey("request_id", str)
 
 # The id is echoed and logged, so a client's own is accepted only if short and printable.
 ACCEPTABLE_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+ACCEPTABLE_REQUEST_ID_TEXT = "one of 1 to 128 printable ASCII characters, no spaces, is kept"
 
 
 def assign_request_id(request: web.Request) -> str:

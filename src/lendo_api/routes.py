@@ -4,6 +4,7 @@ What each handler promises is in :mod:`lendo_api.openapi.operations`, attached h
 as its OpenAPI description.
 """
 
+import json
 from collections.abc import Mapping
 from functools import cache
 from typing import TypeVar
@@ -35,13 +36,13 @@ APPLICATION_PATH = "/api/applications/{id}"
 
 
 def setup_routes(app: web.Application) -> None:
-    # No implicit HEAD: every method served is one the OpenAPI document describes.
+    # Every GET answers HEAD too (aiohttp's default); the OpenAPI document describes both.
     app.router.add_post("/api/applications", create_application)
-    app.router.add_get("/api/applications", list_applications, allow_head=False)
-    app.router.add_get(APPLICATION_PATH, get_application, allow_head=False)
-    app.router.add_get("/healthz", health, allow_head=False)
-    app.router.add_get("/readyz", readiness, allow_head=False)
-    app.router.add_get("/metrics", metrics, allow_head=False)
+    app.router.add_get("/api/applications", list_applications)
+    app.router.add_get(APPLICATION_PATH, get_application)
+    app.router.add_get("/healthz", health)
+    app.router.add_get("/readyz", readiness)
+    app.router.add_get("/metrics", metrics)
 
 
 @operations.CREATE_APPLICATION
@@ -136,9 +137,33 @@ def _parse_json(model: type[M], body: bytes) -> M:
         return model.model_validate_json(body)
     except ValidationError as error:
         [first, *_] = error.errors()
-        if first["type"] == "json_invalid":
+        if first["type"] != "json_invalid":
+            raise _invalid(error) from None
+        parsed = _json_with_lone_surrogates(body)
+        if parsed is None:
             raise MalformedJson(first["msg"]) from None
+    try:
+        return model.model_validate(parsed)
+    except ValidationError as error:
         raise _invalid(error) from None
+
+
+def _json_with_lone_surrogates(body: bytes) -> object | None:
+    """The body as the standard library reads it, or None if it is not JSON.
+
+    pydantic's parser refuses an escaped lone surrogate (``"\\ud800"``), which
+    the JSON grammar allows (RFC 8259, section 8.2): read so, the field that
+    holds it is refused as invalid input (422), not the body as malformed.
+    """
+    try:
+        parsed: object = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except (ValueError, RecursionError):
+        return None
+    return parsed
+
+
+def _not_json(constant: str) -> object:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _parse(model: type[M], data: Mapping[str, str]) -> M:

@@ -28,6 +28,7 @@ from lendo_poller.bank import (
     JobNotFound,
     JobStatus,
     Submitted,
+    UnknownJobStatus,
 )
 from lendo_poller.gate import Gate
 from lendo_poller.retries import call_retrying
@@ -115,6 +116,10 @@ class Actors:
                 )
                 await self._acker.finish(entry.id, update)
                 return
+        except UnknownJobStatus as error:
+            # Left unacknowledged, like a failure below: polled again only on a later
+            # delivery, and dead-lettered after max_deliveries, never polled for ever.
+            self._log.warning("bank_job_status_unknown", status=error.status)
         except Exception:
             # Left unacknowledged: the entry goes idle and is claimed again, and
             # after max_deliveries attempts it ends in the dead letters.

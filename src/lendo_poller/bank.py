@@ -1,10 +1,10 @@
 """The bank partner's HTTP API, as typed calls with a closed set of errors.
 
 Everything the network or the bank can do wrong that is worth trying again
-becomes :class:`BankUnavailable`; the two answers that change what the caller
-does next are :class:`InvalidApplication` and :class:`JobNotFound`. No other
-exception leaves this module, so an actor's error handling is complete by
-construction.
+becomes :class:`BankUnavailable`; the answers that change what the caller
+does next are :class:`InvalidApplication`, :class:`JobNotFound` and
+:class:`UnknownJobStatus`. No other exception leaves this module, so an
+actor's error handling is complete by construction.
 """
 
 import time
@@ -37,6 +37,16 @@ _JSON = {"Content-Type": "application/json"}
 _ALREADY_USED = "already used"
 _NOT_VALID = "not valid"
 
+# The contract spells statuses in lower case; the case of the real image's answer is not relied on.
+_JOB_STATUSES: dict[str, JobStatus] = {
+    "pending": "pending",
+    "completed": "completed",
+    "rejected": "rejected",
+}
+
+SHOWN_STATUS_LENGTH = 64
+"""The most of an unknown status kept for logs: the bank's answer is not ours to trust."""
+
 
 class BankError(Exception):
     """Base of every error :class:`BankClient` raises."""
@@ -54,6 +64,17 @@ class JobNotFound(BankError):
     """The bank does not know the application (it restarted): submit it again."""
 
 
+class UnknownJobStatus(BankError):
+    """The bank answered a job status outside its contract: a fault to look into.
+
+    ``status`` is the bank's value, cut to :data:`SHOWN_STATUS_LENGTH` characters.
+    """
+
+    def __init__(self, status: str) -> None:
+        self.status = status[:SHOWN_STATUS_LENGTH]
+        super().__init__(f"unknown job status {self.status!r}")
+
+
 @dataclass(slots=True)
 class BankStats:
     """Bank requests counted by outcome, for summaries and metrics."""
@@ -64,6 +85,7 @@ class BankStats:
     pending: int = 0
     decided: int = 0
     not_found: int = 0
+    unknown_status: int = 0
     unavailable: int = 0
 
 
@@ -77,7 +99,7 @@ class _Application(BaseModel):
 
 class _Job(BaseModel):
     application_id: UUID
-    status: JobStatus
+    status: str
 
 
 class BankClient:
@@ -154,7 +176,7 @@ class BankClient:
     async def job_status(self, application_id: UUID) -> JobStatus:
         """The status of the job assessing ``application_id``.
 
-        Raises :class:`JobNotFound` or :class:`BankUnavailable`.
+        Raises :class:`JobNotFound`, :class:`UnknownJobStatus` or :class:`BankUnavailable`.
         """
         # A query set on the parsed base URL: cheaper than aiohttp merging ``params``
         # into it, or parsing a whole URL string, for every request.
@@ -169,11 +191,15 @@ class BankClient:
             except ValidationError:
                 raise self._unavailable("job answer is not a job") from None
             if job.application_id == application_id:
-                if job.status == "pending":
+                known = _JOB_STATUSES.get(job.status.lower())
+                if known is None:
+                    self.stats.unknown_status += 1
+                    raise UnknownJobStatus(job.status)
+                if known == "pending":
                     self.stats.pending += 1
                 else:
                     self.stats.decided += 1
-                return job.status
+                return known
         raise self._unavailable(f"unexpected answer {status} to a job query")
 
     async def _request(

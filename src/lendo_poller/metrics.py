@@ -57,7 +57,8 @@ class PollerMetrics:
             requests = CounterMetricFamily(
                 "lendo_poller_bank_requests",
                 "Bank requests by outcome: accepted, already_known, invalid (submissions); "
-                "pending, decided, not_found (job queries); unavailable (either, to retry).",
+                "pending, decided, not_found, unknown_status (job queries); unavailable "
+                "(either, to retry).",
                 labels=["outcome"],
             )
             for outcome, count in asdict(bank.stats).items():

@@ -39,6 +39,11 @@ OPERATIONS = [
     ("GET", "/readyz", "Readiness check"),
     ("GET", "/metrics", "Prometheus metrics"),
 ]
+OPERATIONS += [
+    ("HEAD", path, f"{summary}: headers only")
+    for method, path, summary in OPERATIONS
+    if method == "GET"
+]
 
 
 async def rendered_dom(url: str, profile: Path) -> str:

@@ -94,7 +94,31 @@ async def test_json_with_or_without_a_utf8_charset_is_accepted(
     assert (await response.json())["first_name"] == "Åsa"
 
 
-async def test_head_is_not_served_since_the_api_does_not_document_it(client: Client) -> None:
-    response = await client.head("/api/applications")
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/applications",
+        "/api/applications?status=pending&limit=1",
+        "/api/applications?limit=0",
+        "/api/applications/{id}",
+        "/api/applications/7d3b5f0e-4c1a-4e8b-9f2d-1a6c0b8e5d47",
+        "/api/applications/not-a-uuid",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ],
+)
+async def test_head_answers_wherever_get_does_with_its_status_and_headers_and_no_body(
+    client: Client, path: str
+) -> None:
+    created = await client.post("/api/applications", json={"first_name": "A", "last_name": "B"})
+    path = path.format(id=(await created.json())["id"])
 
-    assert response.status == 405
+    got = await client.get(path)
+    head = await client.head(path)
+
+    assert head.status == got.status
+    assert head.content_type == got.content_type
+    assert head.headers["X-Request-ID"]
+    assert await head.read() == b""
+    assert await got.read() != b""

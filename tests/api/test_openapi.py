@@ -33,12 +33,34 @@ async def client(
 
 
 @pytest.fixture
-async def document(client: Client) -> dict[str, Any]:
+async def keyed_client(
+    tmp_path: Path, redis_url: str, stream_prefix: str, redis: Redis, aiohttp_client: AiohttpClient
+) -> Client:
+    settings = ApiSettings(
+        redis_url=redis_url,
+        stream_prefix=stream_prefix,
+        db_path=tmp_path / "api.sqlite3",
+        api_keys="key-1",
+    )
+    return await aiohttp_client(create_app(settings))
+
+
+async def served_document(client: Client) -> dict[str, Any]:
     response = await client.get("/api/openapi.json")
     assert response.status == 200
     assert response.content_type == "application/json"
     served: dict[str, Any] = await response.json()
     return served
+
+
+@pytest.fixture
+async def document(client: Client) -> dict[str, Any]:
+    return await served_document(client)
+
+
+@pytest.fixture
+async def keyed_document(keyed_client: Client) -> dict[str, Any]:
+    return await served_document(keyed_client)
 
 
 def operations(document: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -84,6 +106,9 @@ def test_every_operation_has_a_summary_a_description_and_described_responses(
         for status, response in operation["responses"].items():
             assert response["description"], (where, status)
             assert "X-Request-ID" in response["headers"], (where, status)
+            if method == "head":
+                assert "content" not in response, (where, status)
+                continue
             [(media_type, content)] = response["content"].items()
             assert "example" in content, (where, status)
             if int(status) >= 400:
@@ -99,28 +124,67 @@ def test_every_error_a_create_can_answer_with_is_documented(document: dict[str, 
     create = document["paths"]["/api/applications"]["post"]
 
     assert set(create["responses"]) == {
-        "200", "201", "400", "401", "409", "413", "415", "422", "500"
+        "200", "201", "400", "409", "413", "415", "422", "500"
     }  # fmt: skip
     assert create["requestBody"]["required"] is True
     assert set(create["requestBody"]["content"]) == {"application/json"}
     assert "Location" in create["responses"]["201"]["headers"]
     assert "Location" in create["responses"]["200"]["headers"]
-    assert "WWW-Authenticate" in create["responses"]["401"]["headers"]
 
 
-def test_the_applications_need_the_bearer_scheme_and_health_does_not(
-    document: dict[str, Any],
+def test_with_api_keys_the_applications_need_the_bearer_scheme_and_health_does_not(
+    keyed_document: dict[str, Any],
 ) -> None:
-    [(name, scheme)] = document["components"]["securitySchemes"].items()
+    [(name, scheme)] = keyed_document["components"]["securitySchemes"].items()
     assert scheme["type"] == "http"
     assert scheme["scheme"] == "bearer"
 
-    for path, method, operation in operations(document):
+    for path, method, operation in operations(keyed_document):
         if path.startswith("/api/applications"):
             assert operation["security"] == [{name: []}], (method, path)
-            assert "401" in operation["responses"], (method, path)
+            assert "WWW-Authenticate" in operation["responses"]["401"]["headers"], (method, path)
         else:
             assert "security" not in operation, (method, path)
+            assert "401" not in operation["responses"], (method, path)
+
+
+def test_without_api_keys_nothing_needs_a_key_or_answers_401(document: dict[str, Any]) -> None:
+    assert "securitySchemes" not in document["components"]
+    for path, method, operation in operations(document):
+        assert "security" not in operation, (method, path)
+        assert "401" not in operation["responses"], (method, path)
+
+
+def test_every_get_has_a_head_with_its_answers_and_no_bodies(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    gets = {path for path, item in paths.items() if "get" in item}
+    assert {path for path, item in paths.items() if "head" in item} == gets
+    for path in gets:
+        get, head = paths[path]["get"], paths[path]["head"]
+        assert head["operationId"] != get["operationId"], path
+        assert head["parameters"] == get["parameters"], path
+        assert head["responses"].keys() == get["responses"].keys(), path
+        for status, response in head["responses"].items():
+            assert response["headers"] == get["responses"][status]["headers"], (path, status)
+
+
+def test_the_request_id_header_is_documented_as_replaced_not_refused(
+    document: dict[str, Any],
+) -> None:
+    for path, method, operation in operations(document):
+        [parameter] = [p for p in operation["parameters"] if p["name"] == "X-Request-ID"]
+        assert parameter["schema"] == {"type": "string"}, (method, path)
+        assert "replaced" in parameter["description"], (method, path)
+
+
+def test_a_create_links_to_the_read_of_what_it_created(document: dict[str, Any]) -> None:
+    responses = document["paths"]["/api/applications"]["post"]["responses"]
+    read = document["paths"]["/api/applications/{id}"]["get"]["operationId"]
+
+    for status in ("200", "201"):
+        [link] = responses[status]["links"].values()
+        assert link["operationId"] == read
+        assert link["parameters"] == {"id": "$response.body#/id"}
 
 
 def test_the_component_schemas_are_the_models_own_schemas(document: dict[str, Any]) -> None:
@@ -166,7 +230,7 @@ def test_every_example_is_valid_against_its_own_schema(document: dict[str, Any])
     for _, _, operation in operations(document):
         bodies = [operation.get("requestBody", {"content": {}})]
         for body in [*bodies, *operation["responses"].values()]:
-            for content in body["content"].values():
+            for content in body.get("content", {}).values():
                 # The components travel along, so that the $refs resolve.
                 schema = {**content["schema"], "components": document["components"]}
                 OAS30Validator(schema).validate(content["example"])

@@ -1,13 +1,14 @@
 """BankClient against the bank simulator over real HTTP: every answer of the contract.
 
-Each answer maps to a typed result or to one of the client's three errors;
+Each answer maps to a typed result or to one of the client's errors;
 nothing else escapes. One test uses aioresponses for the one failure the
-simulator cannot produce: a body cut short mid-transfer.
+simulator cannot produce: a body cut short mid-transfer; a bank spelling
+statuses outside the contract is a small server of its own.
 """
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
@@ -15,10 +16,19 @@ from aioresponses import aioresponses
 
 from lendo_banksim.server import RunningBankSim
 from lendo_local.redis_server import free_port
-from lendo_poller.bank import BankClient, BankUnavailable, InvalidApplication, JobNotFound
+from lendo_poller.bank import (
+    SHOWN_STATUS_LENGTH,
+    BankClient,
+    BankUnavailable,
+    InvalidApplication,
+    JobNotFound,
+    UnknownJobStatus,
+)
 from lendo_streams import FinalStatus, SubmissionMessage
 
 CLIENT_TIMEOUT = 0.2
+
+BankAnswering = Callable[[str], Awaitable[str]]
 
 
 @pytest.fixture
@@ -80,6 +90,39 @@ async def test_a_job_is_pending_until_the_bank_decides(
     assert await bank.job_status(message.id) == "pending"
     await asyncio.sleep(0.25)
     assert await bank.job_status(message.id) == outcome
+
+
+@pytest.mark.parametrize(
+    ("spelled", "status"),
+    [("Pending", "pending"), ("COMPLETED", "completed"), ("Rejected", "rejected")],
+)
+async def test_a_status_is_read_without_regard_to_case(
+    bank_answering: BankAnswering, spelled: str, status: str
+) -> None:
+    url = await bank_answering(spelled)
+    bank = BankClient(url, timeout=1, connect_timeout=1, max_connections=1)
+    try:
+        assert await bank.job_status(uuid.uuid4()) == status
+    finally:
+        await bank.close()
+
+
+@pytest.mark.parametrize(
+    "spelled", ["processing", "", "completed.", "x" * 1000], ids=["word", "empty", "dot", "long"]
+)
+async def test_an_unknown_status_is_an_error_naming_it_and_counted(
+    bank_answering: BankAnswering, spelled: str
+) -> None:
+    url = await bank_answering(spelled)
+    bank = BankClient(url, timeout=1, connect_timeout=1, max_connections=1)
+    try:
+        with pytest.raises(UnknownJobStatus) as raised:
+            await bank.job_status(uuid.uuid4())
+    finally:
+        await bank.close()
+
+    assert raised.value.status == spelled[:SHOWN_STATUS_LENGTH]
+    assert (bank.stats.unknown_status, bank.stats.unavailable) == (1, 0)
 
 
 async def test_an_unknown_application_has_no_job(bank: BankClient) -> None:

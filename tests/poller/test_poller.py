@@ -6,10 +6,11 @@ within 0.05-0.2 s, the poller polls every 0.02 s.
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import structlog
 from prometheus_client import generate_latest
 from redis.asyncio import Redis
 
@@ -385,6 +386,51 @@ async def test_an_entry_delivered_too_often_goes_to_the_dead_letters(
     assert await pending(redis, streams) == {}
     assert await updates(redis, streams) == []
     assert bank_sim.state.stats().submissions == 0
+
+
+async def test_an_unknown_job_status_is_logged_counted_and_never_polled_for_ever(
+    redis_url: str,
+    stream_prefix: str,
+    redis: Redis,
+    streams: StreamNames,
+    bank_answering: Callable[[str], Awaitable[str]],
+) -> None:
+    [message] = await submit(redis, streams, 1)
+    settings = PollerSettings(
+        redis_url=redis_url,
+        stream_prefix=stream_prefix,
+        bank_url=await bank_answering("on_hold"),
+        **(FAST | {"max_deliveries": 1}),
+    )
+    bank = BankClient.from_settings(settings)
+    metrics = PollerMetrics()
+    try:
+        first = Poller(settings, redis, bank)
+        metrics.watch(first, bank)
+        with structlog.testing.capture_logs() as logs:
+            await drain(first)
+        left_pending = await pending(redis, streams)
+        # Delivered again, as after a crash: one delivery more than max_deliveries.
+        await drain(Poller(settings, redis, bank))
+    finally:
+        await bank.close()
+
+    assert [(log["event"], log["status"]) for log in logs if log["log_level"] == "warning"] == [
+        ("bank_job_status_unknown", "on_hold")
+    ]
+    assert "Åsa" not in repr(logs)
+    assert list(left_pending.values()) == [b"poller-1"]
+    assert bank.stats.unknown_status >= 1
+    assert (
+        metrics.registry.get_sample_value(
+            "lendo_poller_bank_requests_total", {"outcome": "unknown_status"}
+        )
+        == bank.stats.unknown_status
+    )
+    [(_, fields)] = await entries(redis, streams.dead_letters)
+    assert decode(SubmissionMessage, fields) == message
+    assert await updates(redis, streams) == []
+    assert await pending(redis, streams) == {}
 
 
 async def test_a_duplicate_of_an_application_in_flight_gets_no_second_actor(

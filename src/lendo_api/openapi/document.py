@@ -49,7 +49,9 @@ Loan applications: create one, then follow its status until the bank decides.
   every offending field in `errors`.
 * **Authentication.** When the server is configured with API keys
   (`LENDO_API_KEYS`), every `/api/applications` call needs
-  `Authorization: Bearer <key>`; otherwise the calls are open.
+  `Authorization: Bearer <key>`; otherwise the calls are open. This document
+  states which: the operations that need a key say so.
+* **HEAD** answers wherever `GET` does, with the same status and headers.
 * **Idempotency.** Send an `Idempotency-Key` with a create to retry it safely.
 * **Limits.** Request bodies are JSON (`Content-Type: application/json`) of at
   most 16 KiB unless configured otherwise (`LENDO_MAX_BODY_BYTES`).
@@ -58,8 +60,13 @@ Loan applications: create one, then follow its status until the bank decides.
 """
 
 
-def setup_openapi(app: web.Application) -> None:
-    """Document every route added so far, and serve the document and Swagger UI."""
+def setup_openapi(app: web.Application, *, keys_required: bool) -> None:
+    """Document every route added so far, and serve the document and Swagger UI.
+
+    Without ``keys_required`` (the server has no API keys) nothing is
+    checked, so the operations' security requirement and their 401 are
+    dropped, and the bearer scheme is not declared.
+    """
     api_spec = AiohttpApiSpec(
         url=OPENAPI_URL,
         swagger_path=DOCS_URL,
@@ -71,32 +78,42 @@ def setup_openapi(app: web.Application) -> None:
     )
     for name, schema in component_schemas().items():
         api_spec.spec.components.schema(name, schema)
-    api_spec.spec.components.security_scheme(
-        BEARER,
-        {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "One of the server's API keys (LENDO_API_KEYS), when it has any.",
-        },
-    )
+    if keys_required:
+        api_spec.spec.components.security_scheme(
+            BEARER,
+            {"type": "http", "scheme": "bearer", "description": "One of the server's API keys."},
+        )
     with warnings.catch_warnings():
         # apigami 0.9 keeps the document under a plain ``str`` app key, for
         # compatibility with its 0.x releases; aiohttp warns about that.
         warnings.simplefilter("ignore", NotAppKeyWarning)
         api_spec.register(app, in_place=True)
-    _drop_swagger2_keys(app[SWAGGER_DICT])
-
-
-def _drop_swagger2_keys(document: JsonSchema) -> None:
-    """Remove the Swagger 2 ``produces`` that apigami's ``@docs`` adds to every operation.
-
-    OpenAPI 3 states media types per response, and a document with
-    ``produces`` does not validate. The document is the one apigami serves,
-    so it is changed in place.
-    """
-    for path in document["paths"].values():
-        for operation in path.values():
+    # The document is the one apigami serves, so it is completed in place.
+    for item in app[SWAGGER_DICT]["paths"].values():
+        for operation in item.values():
+            # apigami's ``@docs`` adds Swagger 2's ``produces``; OpenAPI 3 states media
+            # types per response, and a document with ``produces`` does not validate.
             operation.pop("produces", None)
+            if not keys_required:
+                operation.pop("security", None)
+                operation["responses"].pop("401", None)
+        if "get" in item:
+            item["head"] = head_of(item["get"])
+
+
+def head_of(get: JsonSchema) -> JsonSchema:
+    """The HEAD operation aiohttp serves beside a GET: the GET's answers, without their bodies."""
+    return {
+        **get,
+        "operationId": f"{get['operationId']}Head",
+        "summary": f"{get['summary']}: headers only",
+        "description": f"As `GET`, with the same status and headers, and no body.\n\n"
+        f"{get['description']}",
+        "responses": {
+            status: {"description": response["description"], "headers": response["headers"]}
+            for status, response in get["responses"].items()
+        },
+    }
 
 
 def component_schemas() -> dict[str, JsonSchema]:

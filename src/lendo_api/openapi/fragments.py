@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from lendo_api.models import Problem
 from lendo_api.openapi.document import REF_TEMPLATE, JsonSchema, openapi30
 from lendo_api.problems import PROBLEM_JSON
-from lendo_api.request_ids import ACCEPTABLE_REQUEST_ID
+from lendo_api.request_ids import ACCEPTABLE_REQUEST_ID_TEXT
 from lendo_api.request_ids import HEADER as REQUEST_ID_HEADER
 
 
@@ -50,8 +50,10 @@ REQUEST_ID_PARAMETER: JsonSchema = {
     "in": "header",
     "required": False,
     "description": "Your id for this request, echoed on the response and carried into the "
-    "logs of every process that handles it. One not matching the pattern is replaced.",
-    "schema": {"type": "string", "pattern": f"^{ACCEPTABLE_REQUEST_ID.pattern}$"},
+    f"logs of every process that handles it: {ACCEPTABLE_REQUEST_ID_TEXT}. Any other value "
+    "is not refused but replaced by a new id, as if none was sent.",
+    # No pattern: a value outside it would be accepted (replaced), against the pattern's word.
+    "schema": {"type": "string"},
 }
 
 _REQUEST_ID_RESPONSE_HEADER: JsonSchema = {
@@ -73,9 +75,14 @@ def json_response_object(
     description: str,
     example: BaseModel,
     headers: dict[str, JsonSchema] | None = None,
+    links: dict[str, JsonSchema] | None = None,
 ) -> JsonSchema:
-    """A JSON response rendered from the model of ``example``, as the handlers render it."""
-    return {
+    """A JSON response rendered from the model of ``example``, as the handlers render it.
+
+    ``links`` name the operations its values lead to (OpenAPI links), which
+    clients and schemathesis's stateful tests follow.
+    """
+    response = {
         "description": description,
         "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER, **(headers or {})},
         "content": {
@@ -85,6 +92,9 @@ def json_response_object(
             }
         },
     }
+    if links:
+        response["links"] = links
+    return response
 
 
 def text_response_object(description: str, example: str) -> JsonSchema:

@@ -11,8 +11,8 @@ from uuid import UUID
 
 from aiohttp_apigami import docs
 
+from lendo_api import names
 from lendo_api.models import (
-    MAX_NAME_LENGTH,
     Application,
     ApplicationPage,
     ApplicationPath,
@@ -62,6 +62,13 @@ _LOCATION = {
         "schema": {"type": "string"},
     }
 }
+_READ_IT = {
+    "getApplication": {
+        "operationId": "getApplication",
+        "parameters": {"id": "$response.body#/id"},
+        "description": "Read the application, to follow its status.",
+    }
+}
 
 _UNAUTHORIZED = problem_response_object(
     "No valid API key, and the server requires one (LENDO_API_KEYS is set).",
@@ -108,8 +115,13 @@ CREATE_APPLICATION = docs(
         "Store a new application, `pending`, and hand it to the bank. The answer "
         "comes once the application is durably stored; the bank decides later, so "
         "follow the `Location` until the status is final.\n\n"
-        "Names are trimmed and NFC-normalised, and hold 1 to "
-        f"{MAX_NAME_LENGTH} characters; control and format characters are refused.\n\n"
+        f"**Names.** Each holds 1 to {names.MAX_LENGTH} characters as sent, not only "
+        "spaces: letters of any script, combining marks, apostrophes, hyphens, spaces "
+        "and the zero-width (non-)joiners of Persian and Indic names are welcome; "
+        "control characters, line separators, bidirectional embeddings, overrides and "
+        "isolates, surrogates and non-characters are refused (the schema's pattern is "
+        "the rule). A name is stored NFC-normalised, with the spaces around it trimmed, "
+        "and compared so (idempotency keys too).\n\n"
         "**Retrying safely.** With an `Idempotency-Key`, a repeated request (same "
         "key, same names) answers `200` with the application the first request "
         "created, as it is now, and the same `Location`; it creates nothing. Reusing "
@@ -122,12 +134,15 @@ CREATE_APPLICATION = docs(
         NewApplication, NewApplication(first_name="Ada", last_name="Lovelace")
     ),
     responses={
-        201: json_response_object("Created: the new application, pending.", _PENDING, _LOCATION),
+        201: json_response_object(
+            "Created: the new application, pending.", _PENDING, _LOCATION, _READ_IT
+        ),
         200: json_response_object(
             "A replay: the application an earlier request with this Idempotency-Key "
             "and body created, as it is now. Nothing new was created.",
             _COMPLETED,
             _LOCATION,
+            _READ_IT,
         ),
         400: problem_response_object(
             "The body is not JSON.",
@@ -172,7 +187,10 @@ CREATE_APPLICATION = docs(
             "A name is missing, empty, too long or holds forbidden characters, the body "
             "has other fields or is not an object, or the Idempotency-Key is not "
             "1-255 printable ASCII characters. Every offending field is listed.",
-            FieldError(field="first_name", message="String should have at least 1 character"),
+            FieldError(
+                field="first_name",
+                message="must not contain U+202E, a bidirectional embedding or override",
+            ),
             FieldError(field="status", message="Extra inputs are not permitted"),
         ),
         500: _SERVER_ERROR,
