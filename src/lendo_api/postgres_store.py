@@ -31,6 +31,11 @@ INSERT_ORDER_LOCK = 0x6C656E646F01
 
 _APPLICATION_BY_ID = f"SELECT {schema.SELECT_COLUMNS} FROM applications AS a WHERE a.id = $1"  # noqa: S608 - ours
 
+_JSON_BY_IDS = (
+    f"SELECT a.id, {schema.APPLICATION_JSON} FROM {schema.JSON_FROM}"  # noqa: S608 - ours
+    " WHERE a.id = ANY($1::uuid[])"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PoolStats:
@@ -73,6 +78,9 @@ class PostgresStore:
         self._pool = pool
         self._claim_for = claim_for
         self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
+        # Concurrent GETs share one query: a round trip and a pool acquire per batch,
+        # not per request (docs/performance.md, section 1b).
+        self._reads: Batcher[UUID, str | None] = Batcher(self._read_batch)
         self._waiting = 0
         self._acquired = 0
         self._acquire_seconds = 0.0
@@ -90,6 +98,7 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self._creates.drain()
+        await self._reads.drain()
         await self._pool.close()
 
     def pool_stats(self) -> PoolStats:
@@ -164,12 +173,8 @@ class PostgresStore:
         return int(done.split()[-1])
 
     async def get_json(self, id: UUID) -> str | None:
-        async with self._connection() as connection:
-            text = await connection.fetchval(
-                f"SELECT {schema.APPLICATION_JSON} FROM {schema.JSON_FROM} WHERE a.id = $1",  # noqa: S608 - ours
-                id,
-            )
-        return cast(str | None, text)
+        [text] = await self._reads.submit([id])
+        return text
 
     async def list_page_json(
         self, *, status: Status | None, limit: int, after: int | None
@@ -303,6 +308,13 @@ class PostgresStore:
             if len(applications) == 1:
                 return [error]
         return [result for app in applications for result in await self._insert_batch([app])]
+
+    async def _read_batch(self, ids: list[UUID]) -> list[str | None]:
+        """The JSON of each application asked for, read in one query; None for an unknown id."""
+        async with self._connection() as connection:
+            rows = await connection.fetch(_JSON_BY_IDS, ids)
+        found: dict[UUID, str] = {row[0]: row[1] for row in rows}
+        return [found.get(id) for id in ids]
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[asyncpg.pool.PoolConnectionProxy]:

@@ -124,6 +124,18 @@ async def test_an_unknown_id_reads_as_nothing(store: ApplicationStore) -> None:
     assert await store.get_json(uuid.uuid4()) is None
 
 
+async def test_concurrent_reads_each_get_their_own_application(store: ApplicationStore) -> None:
+    created = [await new(store, first_name=f"Ada {n}") for n in range(20)]
+    unknown = uuid.uuid4()
+    asked = [app.id for app in created] * 2 + [unknown, created[0].id]
+
+    texts = await asyncio.gather(*(store.get_json(id) for id in asked))
+
+    names = [None if text is None else json.loads(text)["first_name"] for text in texts]
+    expected = [app.first_name for app in created] * 2 + [None, created[0].first_name]
+    assert names == expected
+
+
 async def test_pages_walk_every_application_once_in_creation_order(
     store: ApplicationStore,
 ) -> None:
