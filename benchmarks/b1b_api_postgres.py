@@ -10,36 +10,15 @@ The CPU per request of two workers is theirs and their parent's together.
 """
 
 import argparse
-import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import psycopg
-from psycopg import sql
 
 from benchmarks.b1_api import BODY, CONNECTIONS, Measured, some_ids
 from benchmarks.support.baseline import cpu_seconds, hello_world
 from benchmarks.support.load import get_paths, post_json, require_wrk, run_wrk
+from benchmarks.support.postgres import SERVER, fresh_database, server_version
 from benchmarks.support.report import table, verdict, write_section
 from lendo_local.processes import Service, wait_for_http
 from lendo_local.system import LocalSystem, running_system
-
-SERVER = os.environ.get("LENDO_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@contextmanager
-def fresh_database(server: str) -> Iterator[str]:
-    name = f"lendo_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def start_api(system: LocalSystem, env: dict[str, str]) -> tuple[str, Service]:
@@ -132,7 +111,7 @@ def main() -> None:
     body = (
         f"{CONNECTIONS} keep-alive connections, wrk (2 threads) in its own process, "
         f"{seconds:g} s per load, every server on uvloop. PostgreSQL: "
-        f"{_version(SERVER)} on this machine, its own settings (fsync on). "
+        f"{server_version(SERVER)} on this machine, its own settings (fsync on). "
         "× per process: the rate's ratio to the baseline's, divided by the API's "
         "processes (the targets are per process); CPU µs/req: the API processes' CPU "
         "per request (the database's is not counted).\n\n"
@@ -182,12 +161,6 @@ def _row(
         wanted,
         result,
     ]
-
-
-def _version(server: str) -> str:
-    with psycopg.connect(server) as connection:
-        row = connection.execute("SHOW server_version").fetchone()
-    return f"PostgreSQL {row[0] if row else '?'}"
 
 
 if __name__ == "__main__":

@@ -28,17 +28,25 @@ within one poll interval (~10 ms) plus the pipeline's few milliseconds.
 import argparse
 import json
 import os
-import sqlite3
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmarks.support.baseline import cpu_seconds
-from benchmarks.support.clients import percentile, sim_control, stored_at
+from benchmarks.support.clients import (
+    Database,
+    percentile,
+    sim_control,
+    status_counts,
+    stored_at,
+)
 from benchmarks.support.load import Load, paced, post_json, require_wrk, run_wrk
 from benchmarks.support.profiles import Profile
 from benchmarks.support.report import table, verdict, write_section
+from lendo_local.processes import Service, wait_for_http
 from lendo_local.system import LocalSystem, running_system
 
 TIME_SCALE = 100.0
@@ -56,6 +64,14 @@ BODY = json.dumps({"first_name": "Ada", "last_name": "Lovelace"})
 CONNECTIONS = 64
 WARM_UP = 3.0
 PROCESSES = ("lendo-api", "lendo-poller", "lendo-bank-sim", "redis")
+
+FreshDatabase = Callable[[], AbstractContextManager[str | None]]
+"""A new PostgreSQL database's URL for one system, or None for the system's own SQLite file."""
+
+
+@contextmanager
+def on_sqlite() -> Iterator[None]:
+    yield None
 
 
 @dataclass(frozen=True)
@@ -79,15 +95,20 @@ class Run:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    measure(__doc__, "b4_end_to_end", "4–5. End to end, 1 and 2 pollers", on_sqlite, "")
+
+
+def measure(doc: str | None, section: str, title: str, fresh: FreshDatabase, store: str) -> None:
+    """Run the rates on the store ``fresh`` gives each system; write ``section``."""
+    parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each rate")
     parser.add_argument("--rates", default="250,500,1000", help="offered creates per second")
     args = parser.parse_args()
     rates = [float(rate) for rate in args.rates.split(",")]
     require_wrk()
     # As in production, INFO logs and real-time timings: the API alone, at full speed.
-    with running_system() as system:
-        api = system.api().base_url
+    with running_system() as system, fresh() as url:
+        api = _start_api(system, url).base_url
         baseline = run_wrk(f"{api}/api/applications", script=post_json(BODY), seconds=5)
     results: dict[int, list[Run]] = {}
     profiles: dict[str, str] = {}
@@ -95,7 +116,7 @@ def main() -> None:
         results[pollers] = []
         for number, rate in enumerate(rates):
             last = number == len(rates) - 1
-            run, summary = _run(pollers, rate, args.seconds, profile=pollers == 1)
+            run, summary = _run(pollers, rate, args.seconds, fresh, profile=pollers == 1)
             results[pollers].append(run)
             if pollers == 1 and (not run.sustained or last):
                 profiles = summary
@@ -125,8 +146,8 @@ def main() -> None:
         ]
     ratio = best[2] / best[1] if best[1] else float("nan")
     body = (
-        f"wrk offers creates at a fixed rate ({CONNECTIONS} connections, each waiting between "
-        f"requests) for {args.seconds:g} s per rate, a fresh system each time; finals and "
+        f"{store}wrk offers creates at a fixed rate ({CONNECTIONS} connections, each waiting "
+        f"between requests) for {args.seconds:g} s per rate, a fresh system each time; finals and "
         f"backlog sampled after {WARM_UP:g} s of warm-up; CPU = share of one core per process "
         "over the same window (2 cores in all, wrk included); bank req/app = requests the "
         "simulator served in the window per application finished in it (the schedule's "
@@ -155,7 +176,7 @@ def main() -> None:
         "samples with the function on the stack):\n\n"
         + "".join(f"- {name}: {summary}\n" for name, summary in profiles.items())
     )
-    write_section("b4_end_to_end", "4–5. End to end, 1 and 2 pollers", body)
+    write_section(section, title, body)
 
 
 def _best(runs: list[Run]) -> float:
@@ -163,10 +184,21 @@ def _best(runs: list[Run]) -> float:
     return max(sustained, default=0.0)
 
 
-def _run(pollers: int, rate: float, seconds: float, *, profile: bool) -> tuple[Run, dict[str, str]]:
-    with running_system(time_scale=TIME_SCALE, env=ENV) as system:
+def _start_api(system: LocalSystem, url: str | None) -> Service:
+    """The API on the system's SQLite file, or on the PostgreSQL database at ``url``."""
+    service = system.api({} if url is None else {"LENDO_DATABASE_URL": url}, wait=False)
+    # Ready once migrated and connected: /readyz, not /healthz.
+    wait_for_http(f"{service.base_url}/readyz", timeout=60, service=service)
+    return service
+
+
+def _run(
+    pollers: int, rate: float, seconds: float, fresh: FreshDatabase, *, profile: bool
+) -> tuple[Run, dict[str, str]]:
+    with running_system(time_scale=TIME_SCALE, env=ENV) as system, fresh() as url:
+        database: Database = system.db_path if url is None else url
         bank = system.bank_sim("--log-level", "WARNING").base_url
-        api = system.api().base_url
+        api = _start_api(system, url).base_url
         for number in range(pollers):
             system.poller(f"e2e-{number}")
         script = paced(post_json(BODY), per_second=rate, connections=CONNECTIONS)
@@ -190,18 +222,18 @@ def _run(pollers: int, rate: float, seconds: float, *, profile: bool) -> tuple[R
             )
             pids = _pids(system)
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
-            start = _counts(system.db_path)
+            start = status_counts(database)
             requests_before = _bank_requests(bank)
             began, began_wall = time.monotonic(), time.time()
             time.sleep(window)
-            end = _counts(system.db_path)
+            end = status_counts(database)
             elapsed = time.monotonic() - began
             requests = _bank_requests(bank) - requests_before
             cpu = {
                 name: (cpu_seconds(pid) - cpu_before[name]) / elapsed for name, pid in pids.items()
             }
             # After the CPU reading: the simulator rendering every decision time is not load.
-            staleness = _staleness(bank, system.db_path, since=began_wall)
+            staleness = _staleness(bank, database, since=began_wall)
             created: Load = load.result()
         summaries = {name.removeprefix("lendo-"): spy.summary() for name, spy in spies}
     run = Run(
@@ -250,26 +282,17 @@ def _bank_requests(bank: str) -> int:
     return int(stats["submissions"]) + int(stats["duplicate_submissions"]) + int(stats["polls"])
 
 
-def _staleness(bank: str, db_path: Path, *, since: float) -> tuple[float, float]:
+def _staleness(bank: str, database: Database, *, since: float) -> tuple[float, float]:
     """p50 and p99 of decision to stored status, for applications stored final ``since``."""
     decided: dict[str, float] = sim_control(bank, "decision_times")
     delays = [
         moment - decided[id]
-        for id, moment in stored_at(db_path).items()
+        for id, moment in stored_at(database).items()
         if moment >= since and id in decided
     ]
     if not delays:
         return (float("nan"), float("nan"))
     return (percentile(delays, 0.5), percentile(delays, 0.99))
-
-
-def _counts(db_path: Path) -> tuple[int, int]:
-    """(pending, final) applications now."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        [(pending, total)] = db.execute(
-            "SELECT SUM(status = 'pending'), COUNT(*) FROM applications"
-        ).fetchall()
-    return int(pending or 0), int(total) - int(pending or 0)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import psycopg
+
+Database = Path | str
+"""The API's database, read beside it: its SQLite file, or its PostgreSQL URL."""
 
 
 async def create_applications(
@@ -34,19 +38,40 @@ async def create_applications(
         return list(await asyncio.gather(*(one(n) for n in range(count))))
 
 
-def pending_count(db_path: Path) -> int:
-    """Pending applications in the API's database, read without disturbing the API."""
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
-        [(count,)] = db.execute("SELECT COUNT(*) FROM applications WHERE status = 'pending'")
-        return int(count)
+def status_counts(database: Database) -> tuple[int, int]:
+    """(pending, final) applications in the API's database, read without disturbing the API."""
+    if isinstance(database, Path):
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            [(pending, total)] = db.execute(
+                "SELECT SUM(status = 'pending'), COUNT(*) FROM applications"
+            ).fetchall()
+    else:
+        with psycopg.connect(database) as db:
+            [(pending, total)] = db.execute(
+                "SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FROM applications"
+            ).fetchall()
+    return int(pending or 0), int(total) - int(pending or 0)
 
 
-def stored_at(db_path: Path, ids: Sequence[str] | None = None) -> dict[str, float]:
+def pending_count(database: Database) -> int:
+    """Pending applications in the API's database."""
+    return status_counts(database)[0]
+
+
+def stored_at(database: Database, ids: Sequence[str] | None = None) -> dict[str, float]:
     """When the API stored each final status, as ``time.time()`` timestamps.
 
     For the applications ``ids``, or every final one when ``ids`` is None.
     """
-    with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True) as db:
+    if not isinstance(database, Path):
+        with psycopg.connect(database) as db:
+            found = db.execute(
+                "SELECT id::text, extract(epoch FROM updated_at)::float8 FROM applications"
+                " WHERE status <> 'pending' AND (%(ids)s::uuid[] IS NULL OR id = ANY(%(ids)s))",
+                {"ids": None if ids is None else list(ids)},
+            ).fetchall()
+        return dict(found)
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         rows = db.execute(
             "SELECT id, updated_at FROM applications WHERE status != 'pending'"
             " AND (?1 IS NULL OR id IN (SELECT value FROM json_each(?1)))",
@@ -55,12 +80,12 @@ def stored_at(db_path: Path, ids: Sequence[str] | None = None) -> dict[str, floa
     return {id: datetime.fromisoformat(moment).timestamp() for id, moment in rows}
 
 
-def wait_until_final(db_path: Path, *, timeout: float) -> None:
+def wait_until_final(database: Database, *, timeout: float) -> None:
     """Return once nothing is pending; raise after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while pending_count(db_path):
+    while pending_count(database):
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{pending_count(db_path)} applications still pending")
+            raise TimeoutError(f"{pending_count(database)} applications still pending")
         time.sleep(0.05)
 
 
