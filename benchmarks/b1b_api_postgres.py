@@ -15,7 +15,7 @@ from pathlib import Path
 from benchmarks.b1_api import BODY, CONNECTIONS, Measured, some_ids
 from benchmarks.support.baseline import cpu_seconds, hello_world
 from benchmarks.support.load import get_paths, post_json, require_wrk, run_wrk
-from benchmarks.support.postgres import SERVER, fresh_database, server_version
+from benchmarks.support.postgres import SERVER, backend_pids, fresh_database, server_version
 from benchmarks.support.report import table, verdict, write_section
 from lendo_local.processes import Service, wait_for_http
 from lendo_local.system import LocalSystem, running_system
@@ -40,13 +40,32 @@ def measure(pids: list[int], url: str, *, seconds: float, script: str = "") -> M
     return Measured(load, spent / max(load.requests, 1) * 1e6)
 
 
-def api_loads(url: str, pids: list[int], seconds: float) -> dict[str, Measured]:
+def measure_with_database(
+    pids: list[int], url: str, database: str | None, *, seconds: float, script: str = ""
+) -> tuple[Measured, float | None]:
+    """The API's load and CPU, and its PostgreSQL backends' CPU per request (None on SQLite)."""
+    if database is None:
+        return measure(pids, url, seconds=seconds, script=script), None
+    # Backends the pool opens during the load count from their start.
+    before = {pid: cpu_seconds(pid) for pid in backend_pids(database)}
+    measured = measure(pids, url, seconds=seconds, script=script)
+    spent = sum(cpu_seconds(pid) - before.get(pid, 0.0) for pid in backend_pids(database))
+    return measured, spent / max(measured.load.requests, 1) * 1e6
+
+
+def api_loads(
+    url: str, pids: list[int], seconds: float, database: str | None = None
+) -> dict[str, tuple[Measured, float | None]]:
     """Create, then GET among existing ids, then a page of 100 pending."""
-    create = measure(pids, f"{url}/api/applications", script=post_json(BODY), seconds=seconds)
+    create = measure_with_database(
+        pids, f"{url}/api/applications", database, script=post_json(BODY), seconds=seconds
+    )
     ids = some_ids(url)
     paths = [f"/api/applications/{id}" for id in ids]
-    get = measure(pids, f"{url}/", script=get_paths(paths), seconds=seconds)
-    page = measure(pids, f"{url}/api/applications?status=pending&limit=100", seconds=seconds)
+    get = measure_with_database(pids, f"{url}/", database, script=get_paths(paths), seconds=seconds)
+    page = measure_with_database(
+        pids, f"{url}/api/applications?status=pending&limit=100", database, seconds=seconds
+    )
     return {"create": create, "get": get, "page": page}
 
 
@@ -55,7 +74,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each load")
     seconds = parser.parse_args().seconds
     require_wrk()
-    results: dict[str, dict[str, Measured]] = {}
+    results: dict[str, dict[str, tuple[Measured, float | None]]] = {}
     with running_system() as system, hello_world(system.workdir) as hello:
         baseline_get = measure([hello.pid], f"{hello.url}/", seconds=seconds)
         baseline_post = measure(
@@ -76,11 +95,11 @@ def main() -> None:
                 assert service.process is not None
                 pids = process_tree(service.process.pid)
                 label = f"PostgreSQL, {workers} process{'es' if workers > 1 else ''}"
-                results[label] = api_loads(url, pids, seconds)
+                results[label] = api_loads(url, pids, seconds, database)
                 service.stop()
     rows = [
-        _row("hello-world GET (baseline)", baseline_get, baseline_get, 1, None),
-        _row("hello-world POST (baseline)", baseline_post, baseline_post, 1, None),
+        _row("hello-world GET (baseline)", (baseline_get, None), baseline_get, 1, None),
+        _row("hello-world POST (baseline)", (baseline_post, None), baseline_post, 1, None),
     ]
     for label, loads in results.items():
         processes = 2 if label.endswith("2 processes") else 1
@@ -114,13 +133,16 @@ def main() -> None:
         f"{server_version(SERVER)} on this machine, its own settings (fsync on). "
         "× per process: the rate's ratio to the baseline's, divided by the API's "
         "processes (the targets are per process); CPU µs/req: the API processes' CPU "
-        "per request (the database's is not counted).\n\n"
+        "per request; DB CPU µs/req: the CPU per request of the PostgreSQL backends serving "
+        "the API's database (the server's background processes not counted), which share "
+        "the same 2 cores.\n\n"
         + table(
             [
                 "endpoint",
                 "req/s",
                 "× per process",
                 "CPU µs/req",
+                "DB CPU µs/req",
                 "× by CPU",
                 "p50 ms",
                 "p99 ms",
@@ -136,11 +158,12 @@ def main() -> None:
 
 def _row(
     name: str,
-    measured: Measured,
+    measured_and_database: tuple[Measured, float | None],
     baseline: Measured,
     processes: int,
     target: tuple[float, float | None] | None,
 ) -> list[str]:
+    measured, database_us = measured_and_database
     load = measured.load
     ratio = load.rate / baseline.load.rate / processes
     if target is None:
@@ -154,6 +177,7 @@ def _row(
         f"{load.rate:,.0f}",
         f"{ratio:.2f}",
         f"{measured.cpu_us:,.0f}",
+        "—" if database_us is None else f"{database_us:,.0f}",
         f"{baseline.cpu_us / measured.cpu_us:.2f}",
         f"{load.p50_ms:.1f}",
         f"{load.p99_ms:.1f}",

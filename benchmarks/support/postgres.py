@@ -34,3 +34,13 @@ def server_version(server: str = SERVER) -> str:
     with psycopg.connect(server) as connection:
         row = connection.execute("SHOW server_version").fetchone()
     return f"PostgreSQL {row[0] if row else '?'}"
+
+
+def backend_pids(database: str) -> list[int]:
+    """The server processes serving connections to ``database`` right now (this one's excepted)."""
+    with psycopg.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT pid FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return [int(pid) for (pid,) in rows]
