@@ -79,7 +79,7 @@ class PostgresStore:
         self._claim_for = claim_for
         self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
         # Concurrent GETs share one query: a round trip and a pool acquire per batch,
-        # not per request (docs/performance.md, section 1b).
+        # not per request (docs/performance.md, "What changed").
         self._reads: Batcher[UUID, str | None] = Batcher(self._read_batch)
         self._waiting = 0
         self._acquired = 0
