@@ -6,11 +6,15 @@ and with ``LENDO_API_WORKERS=2``, and loads each in turn with wrk as section 1
 does (create, GET by id, a page of 100). PostgreSQL is the server at
 ``LENDO_BENCH_DATABASE_URL``, else the machine's on 127.0.0.1:5432, with its
 own settings (fsync on); each API gets a fresh database on it, dropped after.
+Before its loads each API takes creates for a warm-up, and on PostgreSQL its
+database is then analyzed, as autovacuum keeps a table in use.
 The CPU per request of two workers is theirs and their parent's together.
 """
 
 import argparse
 from pathlib import Path
+
+import psycopg
 
 from benchmarks.b1_api import BODY, CONNECTIONS, Measured, some_ids
 from benchmarks.support.baseline import cpu_seconds, hello_world
@@ -19,6 +23,9 @@ from benchmarks.support.postgres import SERVER, backend_pids, fresh_database, se
 from benchmarks.support.report import table, verdict, write_section
 from lendo_local.processes import Service, wait_for_http
 from lendo_local.system import LocalSystem, running_system
+
+WARM_UP = 2.0
+"""Seconds of creates before the measured loads."""
 
 
 def start_api(system: LocalSystem, env: dict[str, str]) -> tuple[str, Service]:
@@ -57,6 +64,12 @@ def api_loads(
     url: str, pids: list[int], seconds: float, database: str | None = None
 ) -> dict[str, tuple[Measured, float | None]]:
     """Create, then GET among existing ids, then a page of 100 pending."""
+    # As a database in use: applications in it and, on PostgreSQL, the statistics
+    # autovacuum keeps; a never-analyzed table gets other plans (docs/performance.md).
+    run_wrk(f"{url}/api/applications", script=post_json(BODY), seconds=WARM_UP)
+    if database is not None:
+        with psycopg.connect(database, autocommit=True) as connection:
+            connection.execute("ANALYZE")
     create = measure_with_database(
         pids, f"{url}/api/applications", database, script=post_json(BODY), seconds=seconds
     )
@@ -131,6 +144,8 @@ def main() -> None:
         f"{CONNECTIONS} keep-alive connections, wrk (2 threads) in its own process, "
         f"{seconds:g} s per load, every server on uvloop. PostgreSQL: "
         f"{server_version(SERVER)} on this machine, its own settings (fsync on). "
+        f"Each API first takes {WARM_UP:g} s of creates, and its PostgreSQL database is then "
+        "analyzed, as autovacuum keeps a database in use. "
         "× per process: the rate's ratio to the baseline's, divided by the API's "
         "processes (the targets are per process); CPU µs/req: the API processes' CPU "
         "per request; DB CPU µs/req: the CPU per request of the PostgreSQL backends serving "
