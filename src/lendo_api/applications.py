@@ -76,7 +76,11 @@ class Applications:
         """
         if idempotency_key is None:
             application = await self._store.create(
-                id=uuid.uuid4(), first_name=first_name, last_name=last_name, request_id=request_id
+                id=uuid.uuid4(),
+                first_name=first_name,
+                last_name=last_name,
+                request_id=request_id,
+                owner=client,
             )
         else:
             key = IdempotencyKey(client, idempotency_key, _body_hash(first_name, last_name))

@@ -164,6 +164,11 @@ class Application(BaseModel):
     failure_reason: str | None = Field(
         default=None, description="Why the application is failed; null in every other status."
     )
+    decided_at: datetime | None = Field(
+        default=None,
+        description="When the bank's final word (completed, rejected, or the refusal that "
+        "made it failed) was seen; null while pending.",
+    )
 
 
 class ApplicationPage(BaseModel):
