@@ -125,6 +125,13 @@ class Applications:
             raise ApplicationNotFound(application_id)
         return application
 
+    async def events_json(self, application_id: UUID) -> list[str]:
+        """The application's events, oldest first, each as the JSON the API sends."""
+        events = await self._store.application_events_json(application_id)
+        if events is None:
+            raise ApplicationNotFound(application_id)
+        return events
+
     async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> JsonPage:
         return await self._store.list_page_json(status=status, limit=limit, after=after)
 

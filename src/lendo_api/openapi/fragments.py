@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lendo_api.models import Problem
+from lendo_api.models import Event, Problem
 from lendo_api.openapi.document import REF_TEMPLATE, JsonSchema, openapi30
 from lendo_api.problems import PROBLEM_JSON
 from lendo_api.request_ids import ACCEPTABLE_REQUEST_ID_TEXT
@@ -103,6 +103,28 @@ def text_response_object(description: str, example: str) -> JsonSchema:
         "description": description,
         "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER},
         "content": {"text/plain": {"schema": {"type": "string"}, "example": example}},
+    }
+
+
+def event_stream_response_object(description: str, event: Event, cursor: int) -> JsonSchema:
+    """A ``text/event-stream`` response whose ``data:`` lines are :class:`Event` JSON."""
+    data = event.model_dump_json()
+    return {
+        "description": description,
+        "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER},
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "string",
+                    "description": "Server-sent events (the WHATWG HTML standard's "
+                    "text/event-stream): per event the lines `id: <cursor>`, "
+                    "`event: <type>` and `data: <the event as JSON, one line>` "
+                    f"({ref(Event)['$ref']}), then an empty line; and a comment "
+                    "line `: ping` after 15 s without an event.",
+                },
+                "example": f"id: {cursor}\nevent: {event.type}\ndata: {data}\n\n",
+            }
+        },
     }
 
 
