@@ -1,6 +1,5 @@
 """An application's history, and the event log as server-sent events: replay, narrowing, live."""
 
-import json
 import uuid
 from typing import Any
 
@@ -16,20 +15,11 @@ from lendo_api.app_keys import STORE
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
 from lendo_api.timestamps import now
+from tests import helpers
 from tests.api.test_http import create, problem
+from tests.helpers import parse_stream
 
 Client = TestClient[web.Request, web.Application]
-
-
-def parse_stream(text: str) -> list[dict[str, Any]]:
-    """The events of a text/event-stream body: each one's id, event and data (parsed)."""
-    events = []
-    for block in text.split("\n\n"):
-        lines = [line for line in block.splitlines() if line and not line.startswith(":")]
-        if lines:
-            fields = dict(line.split(": ", 1) for line in lines)
-            events.append({**fields, "data": json.loads(fields["data"])})
-    return events
 
 
 async def replay(client: Client, query: str = "", **headers: str) -> list[dict[str, Any]]:
@@ -41,12 +31,9 @@ async def replay(client: Client, query: str = "", **headers: str) -> list[dict[s
 
 
 async def next_event(response: ClientResponse) -> dict[str, Any]:
-    """The next event a live stream sends, skipping comments."""
-    while True:
-        events = parse_stream((await response.content.readuntil(b"\n\n")).decode())
-        if events:
-            [event] = events
-            return event
+    event = await helpers.next_event(response)
+    assert event is not None, "the stream ended"
+    return event
 
 
 async def complete(client: Client, application_id: str, status: str = "completed") -> None:
