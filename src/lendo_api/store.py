@@ -83,15 +83,6 @@ class StatusChange:
     failure_reason: str | None = None
 
 
-EVENT_TYPES = (
-    "application.created",
-    "application.completed",
-    "application.rejected",
-    "application.failed",
-)
-"""What the event log records: a new application, and each final status it reaches."""
-
-
 @dataclass(frozen=True, slots=True)
 class StoredEvent:
     """One entry of the event log, as the store keeps it."""
