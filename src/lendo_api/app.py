@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from lendo_api.app_keys import (
     APPLICATIONS,
+    EVENT_FEED,
     METRICS,
     RECONCILER,
     REDIS,
@@ -19,6 +20,7 @@ from lendo_api.app_keys import (
 )
 from lendo_api.applications import Applications
 from lendo_api.auth import ApiKeyCheck
+from lendo_api.event_feed import EventFeed
 from lendo_api.metrics import ApiMetrics
 from lendo_api.middleware import api_middleware
 from lendo_api.openapi.document import setup_openapi
@@ -42,7 +44,10 @@ def create_app(settings: ApiSettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
-    app.cleanup_ctx.extend([_database, _redis, _workers])
+    app.cleanup_ctx.extend([_database, _events, _redis, _workers])
+    # Event streams never end by themselves: they end here, before the server waits for
+    # its handlers to finish.
+    app.on_shutdown.append(_end_event_streams)
     setup_routes(app)
     setup_openapi(app, keys_required=bool(settings.api_keys))
     return app
@@ -55,6 +60,21 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[STORE] = store
     yield
     await store.close()
+
+
+async def _events(app: web.Application) -> AsyncIterator[None]:
+    """Tail the store's event log for this process's event streams."""
+    feed = EventFeed(app[STORE], interval=app[SETTINGS].events_poll_interval)
+    await feed.start()
+    app[EVENT_FEED] = feed
+    task = asyncio.create_task(feed.run(), name="lendo-api-event-feed")
+    yield
+    feed.stop()
+    await task
+
+
+async def _end_event_streams(app: web.Application) -> None:
+    app[EVENT_FEED].stop()
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:

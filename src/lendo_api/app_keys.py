@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from lendo_api.applications import Applications
+    from lendo_api.event_feed import EventFeed
     from lendo_api.metrics import ApiMetrics
     from lendo_api.reconciler import Reconciler
     from lendo_api.redis_loss import RedisLossWatch
@@ -24,5 +25,6 @@ APPLICATIONS: "web.AppKey[Applications]" = web.AppKey("applications")
 RECONCILER: "web.AppKey[Reconciler]" = web.AppKey("reconciler")
 REDIS_LOSS_WATCH: "web.AppKey[RedisLossWatch]" = web.AppKey("redis_loss_watch")
 METRICS: "web.AppKey[ApiMetrics]" = web.AppKey("metrics")
+EVENT_FEED: "web.AppKey[EventFeed]" = web.AppKey("event_feed")
 UPDATES_TASK: "web.AppKey[asyncio.Task[None]]" = web.AppKey("updates_task")
 """The running update consumer; the API is not ready without it."""

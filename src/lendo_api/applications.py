@@ -76,7 +76,11 @@ class Applications:
         """
         if idempotency_key is None:
             application = await self._store.create(
-                id=uuid.uuid4(), first_name=first_name, last_name=last_name, request_id=request_id
+                id=uuid.uuid4(),
+                first_name=first_name,
+                last_name=last_name,
+                request_id=request_id,
+                owner=client,
             )
         else:
             key = IdempotencyKey(client, idempotency_key, _body_hash(first_name, last_name))
@@ -120,6 +124,13 @@ class Applications:
         if application is None:
             raise ApplicationNotFound(application_id)
         return application
+
+    async def events_json(self, application_id: UUID) -> list[str]:
+        """The application's events, oldest first, each as the JSON the API sends."""
+        events = await self._store.application_events_json(application_id)
+        if events is None:
+            raise ApplicationNotFound(application_id)
+        return events
 
     async def list_page(self, *, status: Status | None, limit: int, after: int | None) -> JsonPage:
         return await self._store.list_page_json(status=status, limit=limit, after=after)

@@ -1,6 +1,6 @@
 """Optional API-key authentication of the applications endpoints.
 
-With ``LENDO_API_KEYS`` set, every ``/api/applications*`` call needs
+With ``LENDO_API_KEYS`` set, every ``/api/applications*`` and ``/api/events`` call needs
 ``Authorization: Bearer <key>``. The docs, the OpenAPI document and the
 health check stay open, so a client can learn the API and an orchestrator
 can probe it without a key.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from pydantic import SecretStr
 
-PROTECTED_PREFIX = "/api/applications"
+PROTECTED_PREFIXES = ("/api/applications", "/api/events")
 CHALLENGE = 'Bearer realm="lendo-api"'
 ANONYMOUS = ""
 
@@ -34,10 +34,11 @@ class ApiKeyCheck:
         """Refuse a protected call without one of the keys (401); note who calls.
 
         ``request[CLIENT]`` gets an id derived from the matching key, so that
-        what is kept per client (idempotency keys) is kept apart.
+        what is kept per client (idempotency keys, the owner of applications
+        and of their events) is kept apart.
         """
         request[CLIENT] = ANONYMOUS
-        if self._secrets and request.path.startswith(PROTECTED_PREFIX):
+        if self._secrets and request.path.startswith(PROTECTED_PREFIXES):
             request[CLIENT] = self._clients[_matching_key(request, self._secrets)]
 
 

@@ -30,6 +30,7 @@ log = get_logger()
 _UPSERT = (
     postgres_schema.INSERT_MANY + " ON CONFLICT (id) DO UPDATE SET"
     " status = excluded.status, failure_reason = excluded.failure_reason,"
+    " decided_at = excluded.decided_at,"
     " updated_at = excluded.updated_at"
     # Only pending becomes final, as everywhere else.
     " WHERE applications.status = 'pending' AND excluded.status <> 'pending'"

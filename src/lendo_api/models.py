@@ -164,6 +164,96 @@ class Application(BaseModel):
     failure_reason: str | None = Field(
         default=None, description="Why the application is failed; null in every other status."
     )
+    decided_at: datetime | None = Field(
+        default=None,
+        description="When the bank's final word (completed, rejected, or the refusal that "
+        "made it failed) was seen; null while pending.",
+    )
+
+
+EVENT_CURSOR_PATTERN = "^[0-9]{1,19}$"
+
+
+def _decode_event_cursor(value: object) -> int:
+    """The position in the event log a cursor names; beyond any there can be is the end."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and re.fullmatch(EVENT_CURSOR_PATTERN, value):
+        return min(int(value), _MAX_SEQ)
+    raise ValueError("is not an event cursor of this API: 1 to 19 decimal digits")
+
+
+EventCursor = Annotated[
+    int,
+    PlainValidator(_decode_event_cursor),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": EVENT_CURSOR_PATTERN,
+            "description": "A position in the event log: the `id:` of an event of the stream.",
+        }
+    ),
+]
+"""A position in the event log; an ``int`` in code, its decimal digits on the wire."""
+
+EventType = Literal[
+    "application.created",
+    "application.completed",
+    "application.rejected",
+    "application.failed",
+]
+
+
+class Event(BaseModel):
+    """One change of an application, as the event log keeps it: the same wherever it is read."""
+
+    id: str = Field(
+        pattern="^evt_[0-9a-f]{32}$",
+        description="Unique to this event, the same on every delivery of it: deduplicate on it.",
+    )
+    type: EventType = Field(
+        description="application.created when it is stored; then application.completed, "
+        "application.rejected or application.failed when it reaches that status."
+    )
+    timestamp: datetime = Field(description="When the change was committed.")
+    data: Application = Field(description="The application as it was right after the change.")
+
+
+class EventList(BaseModel):
+    """The events of one application, oldest first."""
+
+    items: list[Event]
+
+
+class EventsQuery(BaseModel):
+    """The query of ``GET /api/events``; unknown parameters are refused as likely typos."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: EventCursor | None = Field(
+        default=None,
+        description="Replay every event after this cursor first (as the Last-Event-ID header "
+        "does, which wins when both are sent); without either, only new events are sent.",
+    )
+    application_id: UUID | None = Field(
+        default=None, description="Only the events of this application."
+    )
+    follow: bool = Field(
+        default=True,
+        description="false: end the stream once every event already in the log (after the "
+        "cursor) is sent, instead of waiting for new ones.",
+    )
+
+
+class EventsHeaders(BaseModel):
+    """The headers of ``GET /api/events`` that change what it sends."""
+
+    last_event_id: EventCursor | None = Field(
+        default=None,
+        alias="Last-Event-ID",
+        description="The id of the last event received: the stream resumes after it. "
+        "Browsers' EventSource sends it by itself when it reconnects.",
+    )
 
 
 class ApplicationPage(BaseModel):

@@ -45,20 +45,44 @@ COLUMNS: tuple[Column, ...] = (
     Column("updated_at", "timestamptz", public=True),
     Column("published_at", "timestamptz", public=False),
     Column("failure_reason", "text", public=True),
+    Column("decided_at", "timestamptz", public=True),
+    Column("owner", "text", public=False),
 )
 
 SELECT_COLUMNS = ", ".join(f"a.{column.name}" for column in COLUMNS)
 """Every column of ``applications AS a``, in :class:`StoredApplication`'s order."""
 
-JSON_FROM = (
-    "applications AS a CROSS JOIN LATERAL (SELECT "
-    + ", ".join(f"{c.json_value('a')} AS {c.name}" for c in COLUMNS if c.public)
-    + ") AS j"
-)
+_PUBLIC_FIELDS = ", ".join(f"{c.json_value('a')} AS {c.name}" for c in COLUMNS if c.public)
+
+JSON_FROM = f"applications AS a CROSS JOIN LATERAL (SELECT {_PUBLIC_FIELDS}) AS j"
 """``applications AS a`` beside ``j``, its public fields, for :data:`APPLICATION_JSON`."""
 
 APPLICATION_JSON = "row_to_json(j)::text"
 """One application as compact JSON text, keys in the model's order, as SQLite writes it."""
+
+_EVENT_TYPE = (
+    "CASE a.status WHEN 'pending' THEN 'application.created' ELSE 'application.' || a.status END"
+)
+
+INSERT_EVENTS = (
+    "INSERT INTO events (id, application_id, owner, type, body)"
+    f" SELECT c.event_id, a.id, a.owner, t.type,"
+    # Concatenated, so the text is compact and in the model's key order, as SQLite writes it.
+    """ '{"id":' || to_json(c.event_id)::text || ',"type":' || to_json(t.type)::text"""
+    """ || ',"timestamp":' || to_json(j.updated_at)::text || ',"data":' || row_to_json(j)::text"""
+    " || '}'"
+    " FROM unnest($1::uuid[], $2::text[]) AS c (application_id, event_id)"
+    " JOIN applications AS a ON a.id = c.application_id"
+    f" CROSS JOIN LATERAL (SELECT {_PUBLIC_FIELDS}) AS j"
+    f" CROSS JOIN LATERAL (SELECT {_EVENT_TYPE} AS type) AS t"
+    " ORDER BY a.seq"
+)
+"""The event of each application, as it is now; parameters: application ids, their event ids.
+
+Run in the transaction that created it (``application.created``) or made it
+final (``application.<status>``), which holds the insert-order lock; the
+event's data is the application as a read shows it.
+"""
 
 _ARRAYS = ", ".join(f"${n}::{column.sql_type}[]" for n, column in enumerate(COLUMNS, 1))
 

@@ -20,14 +20,16 @@ from lendo_api.store import (
     Status,
     StatusChange,
     StoredApplication,
+    StoredEvent,
     UpdateOutcome,
     new_application,
+    new_event_id,
 )
 from lendo_api.timestamps import now
 from lendo_runtime.batching import Batcher
 
 INSERT_ORDER_LOCK = 0x6C656E646F01
-"""The advisory lock every insert of applications holds until it commits."""
+"""The advisory lock every insert of applications or events holds until it commits."""
 
 _APPLICATION_BY_ID = f"SELECT {schema.SELECT_COLUMNS} FROM applications AS a WHERE a.id = $1"  # noqa: S608 - ours
 
@@ -114,9 +116,15 @@ class PostgresStore:
         )
 
     async def create(
-        self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
+        self,
+        *,
+        id: UUID,
+        first_name: str,
+        last_name: str,
+        request_id: str | None,
+        owner: str = "",
     ) -> StoredApplication:
-        application = new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id, owner)
         await self._creates.submit([application])
         return application
 
@@ -130,7 +138,7 @@ class PostgresStore:
         request_id: str | None,
         keep_for: timedelta,
     ) -> KeyedCreation:
-        application = new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id, key.scope)
         async with self._connection() as connection, connection.transaction():
             # Claim the key, or take over an expired claim not yet purged. A claim
             # another transaction holds makes this wait for it to end.
@@ -194,35 +202,76 @@ class PostgresStore:
         if not changes:
             return UpdateOutcome(applied=0, unchanged=0, unknown=0)
         ids = [change.id for change in changes]
-        async with self._connection() as connection:
-            row = await connection.fetchrow(
+        async with self._connection() as connection, connection.transaction():
+            # The events this writes take their cursors in commit order, as inserts do.
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", INSERT_ORDER_LOCK)
+            rows = await connection.fetch(
                 # The first change of an id wins, as when applied one by one.
                 "WITH changes AS ("
-                " SELECT DISTINCT ON (id) id, status, failure_reason"
-                " FROM unnest($1::uuid[], $2::text[], $4::text[])"
-                " WITH ORDINALITY AS c (id, status, failure_reason, n)"
+                " SELECT DISTINCT ON (id) id, status, failure_reason, decided_at"
+                " FROM unnest($1::uuid[], $2::text[], $4::text[], $5::timestamptz[])"
+                " WITH ORDINALITY AS c (id, status, failure_reason, decided_at, n)"
                 " ORDER BY id, n),"
                 " locked AS ("
-                " SELECT a.seq, changes.status, changes.failure_reason"
+                " SELECT a.seq, changes.status, changes.failure_reason, changes.decided_at"
                 " FROM applications AS a JOIN changes USING (id)"
-                " WHERE a.status = 'pending' ORDER BY a.id FOR UPDATE OF a),"
-                " applied AS ("
+                " WHERE a.status = 'pending' ORDER BY a.id FOR UPDATE OF a)"
                 " UPDATE applications AS a SET status = locked.status,"
-                " failure_reason = locked.failure_reason, updated_at = $3"
-                " FROM locked WHERE a.seq = locked.seq RETURNING 1)"
-                " SELECT (SELECT count(*) FROM applied) AS applied,"
-                " (SELECT count(*) FROM unnest($1::uuid[]) AS c (id) WHERE NOT EXISTS"
-                " (SELECT 1 FROM applications AS a WHERE a.id = c.id)) AS unknown",
+                " failure_reason = locked.failure_reason, decided_at = locked.decided_at,"
+                " updated_at = $3"
+                " FROM locked WHERE a.seq = locked.seq RETURNING a.id",
                 ids,
                 [change.status for change in changes],
                 now(),
                 [change.failure_reason for change in changes],
+                [change.decided_at for change in changes],
             )
-        assert row is not None
-        applied, unknown = int(row["applied"]), int(row["unknown"])
+            applied = [row["id"] for row in rows]
+            if applied:
+                await _insert_events(connection, applied)
+            unknown = await connection.fetchval(
+                "SELECT count(*) FROM unnest($1::uuid[]) AS c (id) WHERE NOT EXISTS"
+                " (SELECT 1 FROM applications AS a WHERE a.id = c.id)",
+                ids,
+            )
         return UpdateOutcome(
-            applied=applied, unchanged=len(changes) - applied - unknown, unknown=unknown
+            applied=len(applied), unchanged=len(changes) - len(applied) - unknown, unknown=unknown
         )
+
+    async def application_events_json(self, id: UUID) -> list[str] | None:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT e.body FROM applications AS a"
+                " LEFT JOIN events AS e ON e.application_id = a.id"
+                " WHERE a.id = $1 ORDER BY e.seq",
+                id,
+            )
+        if not rows:
+            return None
+        # An application of before the event log has no events, yet exists.
+        return [row["body"] for row in rows if row["body"] is not None]
+
+    async def events_after(
+        self, after: int, *, application_id: UUID | None, owner: str | None, limit: int
+    ) -> list[StoredEvent]:
+        # Inserts of events hold INSERT_ORDER_LOCK to their commit: once a cursor is
+        # visible, so is every smaller one.
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                "SELECT seq, application_id, owner, type, body FROM events"
+                " WHERE seq > $1 AND ($2::uuid IS NULL OR application_id = $2)"
+                " AND ($3::text IS NULL OR owner = $3) ORDER BY seq LIMIT $4",
+                after,
+                application_id,
+                owner,
+                limit,
+            )
+        return [StoredEvent(*row.values()) for row in rows]
+
+    async def last_event_cursor(self) -> int:
+        async with self._connection() as connection:
+            last = await connection.fetchval("SELECT coalesce(max(seq), 0) FROM events")
+        return int(last)
 
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int
@@ -274,7 +323,7 @@ class PostgresStore:
         async with self._connection() as connection:
             rows = await connection.fetch(
                 "UPDATE applications SET status = 'pending', failure_reason = NULL,"
-                " published_at = NULL, claimed_until = NULL, updated_at = $1"
+                " decided_at = NULL, published_at = NULL, claimed_until = NULL, updated_at = $1"
                 " WHERE status = 'failed' AND ($2::uuid[] IS NULL OR id = ANY($2::uuid[]))"
                 " RETURNING id",
                 now(),
@@ -336,9 +385,21 @@ class PostgresStore:
 async def _insert(
     connection: asyncpg.pool.PoolConnectionProxy, applications: Sequence[StoredApplication]
 ) -> None:
-    """Insert new applications in the caller's transaction, which then holds the insert lock."""
+    """Insert new applications and their events in the caller's transaction.
+
+    The transaction then holds the insert lock to its commit.
+    """
     await connection.execute("SELECT pg_advisory_xact_lock($1)", INSERT_ORDER_LOCK)
     await connection.execute(schema.INSERT_MANY, *schema.insert_parameters(applications))
+    await _insert_events(connection, [application.id for application in applications])
+
+
+async def _insert_events(
+    connection: asyncpg.pool.PoolConnectionProxy, application_ids: Sequence[UUID]
+) -> None:
+    """The events of these applications, as they are now; the caller holds the insert lock."""
+    event_ids = [new_event_id() for _ in application_ids]
+    await connection.execute(schema.INSERT_EVENTS, list(application_ids), event_ids)
 
 
 async def _session_kept(connection: asyncpg.Connection) -> None:

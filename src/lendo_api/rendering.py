@@ -60,3 +60,9 @@ def page_response(items: Sequence[str], next_cursor: str | None) -> web.Response
         )
     )
     return web.Response(body=body, content_type=_JSON)
+
+
+def items_response(items: Sequence[str]) -> web.Response:
+    """An :class:`~lendo_api.models.EventList` body from its items' JSON texts."""
+    body = b"".join((b'{"items":[', ",".join(items).encode(), b"]}"))
+    return web.Response(body=body, content_type=_JSON)

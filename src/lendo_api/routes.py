@@ -12,20 +12,37 @@ from typing import TypeVar
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
 
-from lendo_api.app_keys import APPLICATIONS, METRICS, REDIS, SETTINGS, STORE, UPDATES_TASK
+from lendo_api.app_keys import (
+    APPLICATIONS,
+    EVENT_FEED,
+    METRICS,
+    REDIS,
+    SETTINGS,
+    STORE,
+    UPDATES_TASK,
+)
 from lendo_api.auth import CLIENT
 from lendo_api.errors import InvalidInput, MalformedJson
+from lendo_api.event_stream import stream_events
 from lendo_api.models import (
     ApplicationPath,
     ApplicationQuery,
     CreateHeaders,
+    EventsHeaders,
+    EventsQuery,
     FieldError,
     Health,
     NewApplication,
     encode_cursor,
 )
 from lendo_api.openapi import operations
-from lendo_api.rendering import application_fields, json_response, json_text_response, page_response
+from lendo_api.rendering import (
+    application_fields,
+    items_response,
+    json_response,
+    json_text_response,
+    page_response,
+)
 from lendo_api.request_ids import REQUEST_ID
 from lendo_runtime import probes
 from lendo_runtime.metrics import metrics_handler
@@ -40,6 +57,8 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/api/applications", create_application)
     app.router.add_get("/api/applications", list_applications)
     app.router.add_get(APPLICATION_PATH, get_application)
+    app.router.add_get(f"{APPLICATION_PATH}/events", get_application_events)
+    app.router.add_get("/api/events", events)
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", readiness)
     app.router.add_get("/metrics", metrics)
@@ -69,6 +88,28 @@ async def get_application(request: web.Request) -> web.Response:
     path = _parse(ApplicationPath, request.match_info)
     application = await request.app[APPLICATIONS].get_json(path.id)
     return json_text_response(application)
+
+
+@operations.GET_APPLICATION_EVENTS
+async def get_application_events(request: web.Request) -> web.Response:
+    path = _parse(ApplicationPath, request.match_info)
+    return items_response(await request.app[APPLICATIONS].events_json(path.id))
+
+
+@operations.EVENTS
+async def events(request: web.Request) -> web.StreamResponse:
+    query = _parse(EventsQuery, request.query)
+    headers = _parse(EventsHeaders, _headers(request, EventsHeaders))
+    # With API keys, a client's stream holds only the events of its own applications.
+    owner = request[CLIENT] or None
+    return await stream_events(
+        request,
+        request.app[EVENT_FEED],
+        after=query.after if headers.last_event_id is None else headers.last_event_id,
+        application_id=query.application_id,
+        owner=owner,
+        follow=query.follow,
+    )
 
 
 @operations.LIST_APPLICATIONS

@@ -104,6 +104,11 @@ class ApiSettings(RedisSettings):
         description="How often the API looks whether Redis lost its data (its generation key "
         "is gone); on a loss every pending application is published again at once.",
     )
+    events_poll_interval: PositiveFloat = Field(
+        default=0.1,
+        description="How often each API process reads the event log for new events, which "
+        "its event streams (GET /api/events) then send; the longest an event waits for them.",
+    )
     publish_timeout: PositiveFloat = Field(
         default=1.0,
         description="Longest wait for Redis while creating an application; after it the "

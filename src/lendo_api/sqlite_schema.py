@@ -60,15 +60,47 @@ COLUMNS: tuple[Column, ...] = (
         from_sql=_optional(_moment),
     ),
     Column("failure_reason", public=True),
+    Column(
+        "decided_at",
+        public=True,
+        to_sql=_optional(timestamp_text),
+        from_sql=_optional(_moment),
+    ),
+    Column("owner", public=False),
 )
 
 NAMES = ", ".join(column.name for column in COLUMNS)
 """The SELECT list of a whole application, in :class:`StoredApplication`'s order."""
 
-APPLICATION_JSON = "json_object({})".format(
-    ", ".join(f"'{column.name}', {column.name}" for column in COLUMNS if column.public)
-)
+
+def application_json(table: str) -> str:
+    """The SQL of the public fields of ``table``'s row as one JSON object, written by SQLite."""
+    return "json_object({})".format(
+        ", ".join(f"'{c.name}', {table}.{c.name}" for c in COLUMNS if c.public)
+    )
+
+
+APPLICATION_JSON = application_json("applications")
 """An application's public fields as one JSON object, written by SQLite."""
+
+_EVENT_TYPE = (
+    "CASE a.status WHEN 'pending' THEN 'application.created' ELSE 'application.' || a.status END"
+)
+
+INSERT_EVENTS = (
+    "INSERT INTO events (id, application_id, owner, type, body)"
+    f" SELECT c.value ->> 1, a.id, a.owner, {_EVENT_TYPE}, json_object("
+    f"'id', c.value ->> 1, 'type', {_EVENT_TYPE}, 'timestamp', a.updated_at,"
+    f" 'data', {application_json('a')})"
+    " FROM json_each(?) AS c JOIN applications AS a ON a.id = c.value ->> 0"
+    " ORDER BY a.seq"
+)
+"""The event of each application, as it is now, from one JSON array of ``[id, event id]``.
+
+Run in the transaction that created it (``application.created``) or made it
+final (``application.<status>``); the event's data is the application as a
+read shows it.
+"""
 
 _PLACEHOLDERS = ", ".join("?" for _ in COLUMNS)
 _FROM_JSON = ", ".join(f"value ->> {index}" for index in range(len(COLUMNS)))

@@ -17,6 +17,7 @@ from lendo_api.migrations import migrate_sqlite
 from lendo_api.sqlite_schema import (
     APPLICATION_JSON,
     INSERT,
+    INSERT_EVENTS,
     INSERT_MANY,
     NAMES,
     from_row,
@@ -29,8 +30,10 @@ from lendo_api.store import (
     Status,
     StatusChange,
     StoredApplication,
+    StoredEvent,
     UpdateOutcome,
     new_application,
+    new_event_id,
 )
 from lendo_api.timestamps import now, timestamp_text
 from lendo_runtime.batching import Batcher
@@ -108,9 +111,15 @@ class SqliteStore:
             await self._db.close()
 
     async def create(
-        self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
+        self,
+        *,
+        id: UUID,
+        first_name: str,
+        last_name: str,
+        request_id: str | None,
+        owner: str = "",
     ) -> StoredApplication:
-        application = new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id, owner)
         await self._creates.submit([application])
         return application
 
@@ -124,7 +133,7 @@ class SqliteStore:
         request_id: str | None,
         keep_for: timedelta,
     ) -> KeyedCreation:
-        application = new_application(id, first_name, last_name, request_id)
+        application = new_application(id, first_name, last_name, request_id, key.scope)
         created_at = timestamp_text(application.created_at)
 
         async def create_or_find() -> KeyedCreation:
@@ -156,6 +165,7 @@ class SqliteStore:
                 )
                 if claim["application_id"] == str(id):
                     await self._db.execute(INSERT, to_row(application))
+                    await self._db.execute(INSERT_EVENTS, (_event_ids([application.id]),))
                     return KeyedCreation(application, True, key.body_hash)
                 [row] = await self._db.execute_fetchall(
                     f"SELECT {NAMES} FROM applications WHERE id = ?",  # noqa: S608 - ours
@@ -198,18 +208,30 @@ class SqliteStore:
         if not changes:
             return UpdateOutcome(applied=0, unchanged=0, unknown=0)
         updated_at = timestamp_text(now())
+        rows = json.dumps(
+            [[str(c.id), c.status, c.failure_reason, timestamp_text(c.decided_at)] for c in changes]
+        )
 
         async def apply() -> UpdateOutcome:
             async with self._transaction():
-                cursor = await self._db.executemany(
-                    "UPDATE applications SET status = ?, failure_reason = ?, updated_at = ?"
-                    " WHERE id = ? AND status = 'pending'",
-                    [
-                        (change.status, change.failure_reason, updated_at, str(change.id))
-                        for change in changes
-                    ],
+                # The first change of an id wins, as when applied one by one: MIN(key)
+                # makes the bare column "value" that of the first.
+                changed = list(
+                    await self._db.execute_fetchall(
+                        "UPDATE applications SET status = c.value ->> 1,"
+                        " failure_reason = c.value ->> 2, decided_at = c.value ->> 3,"
+                        " updated_at = ?"
+                        " FROM (SELECT value, MIN(key) FROM json_each(?) GROUP BY value ->> 0) AS c"
+                        " WHERE applications.id = c.value ->> 0 AND applications.status = 'pending'"
+                        " RETURNING applications.id",
+                        (updated_at, rows),
+                    )
                 )
-                applied = cursor.rowcount
+                applied = len(changed)
+                if changed:
+                    await self._db.execute(
+                        INSERT_EVENTS, (_event_ids([row["id"] for row in changed]),)
+                    )
                 [(unknown,)] = await self._db.execute_fetchall(
                     "SELECT COUNT(*) FROM json_each(?) AS change WHERE NOT EXISTS"
                     " (SELECT 1 FROM applications WHERE applications.id = change.value)",
@@ -220,6 +242,35 @@ class SqliteStore:
             )
 
         return await self._write(apply)
+
+    async def application_events_json(self, id: UUID) -> list[str] | None:
+        rows = self._quick_read(
+            "SELECT body FROM events WHERE application_id = ? ORDER BY seq", (str(id),)
+        )
+        if rows:
+            return [row[0] for row in rows]
+        # An application of before the event log has no events, yet exists.
+        known = self._quick_read("SELECT 1 FROM applications WHERE id = ?", (str(id),))
+        return [] if known else None
+
+    async def events_after(
+        self, after: int, *, application_id: UUID | None, owner: str | None, limit: int
+    ) -> list[StoredEvent]:
+        # Every write here commits in seq order (one writer), so a cursor never skips one.
+        rows = self._quick_read(
+            "SELECT seq, application_id, owner, type, body FROM events"
+            " WHERE seq > ? AND (?2 IS NULL OR application_id = ?2)"
+            " AND (?3 IS NULL OR owner = ?3) ORDER BY seq LIMIT ?4",
+            (after, None if application_id is None else str(application_id), owner, limit),
+        )
+        return [
+            StoredEvent(seq, UUID(application), event_owner, type, body)
+            for seq, application, event_owner, type, body in rows
+        ]
+
+    async def last_event_cursor(self) -> int:
+        [(last,)] = self._quick_read("SELECT coalesce(max(seq), 0) FROM events", ())
+        return int(last)
 
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int
@@ -268,7 +319,7 @@ class SqliteStore:
         async def requeue() -> list[UUID]:
             rows = await self._db.execute_fetchall(
                 "UPDATE applications SET status = 'pending', failure_reason = NULL,"
-                " published_at = NULL, updated_at = ?"
+                " decided_at = NULL, published_at = NULL, updated_at = ?"
                 " WHERE status = 'failed'"
                 " AND (? IS NULL OR id IN (SELECT value FROM json_each(?))) RETURNING id",
                 (timestamp_text(now()), chosen, chosen),
@@ -287,15 +338,18 @@ class SqliteStore:
         return bool(one == 1)
 
     async def _insert_batch(self, applications: list[StoredApplication]) -> list[Exception | None]:
-        """Insert in one statement, hence one transaction and one thread hop.
+        """Insert the batch and its events in one transaction, a statement each.
 
         If the batch fails (an id already used), each is tried alone, so one
         bad create fails by itself and not the others batched with it.
         """
         rows = orjson.dumps([to_row(application) for application in applications]).decode()
+        events = _event_ids([application.id for application in applications])
 
         async def insert_all() -> None:
-            await self._db.execute(INSERT_MANY, (rows,))
+            async with self._transaction():
+                await self._db.execute(INSERT_MANY, (rows,))
+                await self._db.execute(INSERT_EVENTS, (events,))
 
         try:
             await self._write(insert_all)
@@ -351,6 +405,11 @@ class SqliteStore:
             if self._db.in_transaction:
                 await self._db.execute("ROLLBACK")
             raise
+
+
+def _event_ids(application_ids: Sequence[UUID | str]) -> str:
+    """The JSON array of ``[application id, new event id]`` that :data:`INSERT_EVENTS` reads."""
+    return orjson.dumps([[str(id), new_event_id()] for id in application_ids]).decode()
 
 
 def _page_query(

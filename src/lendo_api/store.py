@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from lendo_api.timestamps import now
 from lendo_streams import FinalStatus
@@ -33,10 +33,14 @@ class StoredApplication:
     """When the submission stream last accepted it; ``None`` until then."""
     failure_reason: str | None
     """Why it is ``failed`` (the bank's refusal); ``None`` in every other status."""
+    decided_at: datetime | None
+    """When the bank's final word was seen (by the poller); ``None`` while pending."""
+    owner: str
+    """The API client that created it (:data:`lendo_api.auth.CLIENT`); empty without API keys."""
 
 
 def new_application(
-    id: UUID, first_name: str, last_name: str, request_id: str | None
+    id: UUID, first_name: str, last_name: str, request_id: str | None, owner: str
 ) -> StoredApplication:
     """A pending, unpublished application, created when last updated."""
     created_at = now()
@@ -50,6 +54,8 @@ def new_application(
         updated_at=created_at,
         published_at=None,
         failure_reason=None,
+        decided_at=None,
+        owner=owner,
     )
 
 
@@ -72,7 +78,28 @@ class StatusChange:
 
     id: UUID
     status: FinalStatus
+    decided_at: datetime
+    """When the poller saw the bank's final word."""
     failure_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One entry of the event log, as the store keeps it."""
+
+    cursor: int
+    """Its position in the log: increasing in commit order, on every replica."""
+    application_id: UUID
+    owner: str
+    """The API client whose application it is (empty without API keys)."""
+    type: str
+    json: str
+    """The event as clients receive it (:class:`lendo_api.models.Event`), written once."""
+
+
+def new_event_id() -> str:
+    """A new event id: ``evt_`` and 32 hex digits, the same on every delivery of the event."""
+    return f"evt_{uuid4().hex}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +140,15 @@ class ApplicationStore(Protocol):
     """Durable applications; each method is atomic, timestamps are the store's own UTC clock."""
 
     async def create(
-        self, *, id: UUID, first_name: str, last_name: str, request_id: str | None
+        self,
+        *,
+        id: UUID,
+        first_name: str,
+        last_name: str,
+        request_id: str | None,
+        owner: str = "",
     ) -> StoredApplication:
-        """Commit a new pending, unpublished application and return it."""
+        """Commit a new pending, unpublished application, with its ``application.created`` event."""
         ...
 
     async def create_once(
@@ -130,8 +163,9 @@ class ApplicationStore(Protocol):
     ) -> KeyedCreation:
         """Create as :meth:`create` unless ``key`` names an application of the last ``keep_for``.
 
-        Atomic: of concurrent calls with one key, exactly one creates. A key
-        older than ``keep_for`` counts as unused.
+        Atomic: of concurrent calls with one key, exactly one creates (and
+        writes the event). A key older than ``keep_for`` counts as unused. The
+        application's owner is the key's scope.
         """
         ...
 
@@ -158,7 +192,30 @@ class ApplicationStore(Protocol):
         ...
 
     async def apply_updates(self, changes: Sequence[StatusChange]) -> UpdateOutcome:
-        """Make pending applications final, in one transaction; final ones never change."""
+        """Make pending applications final, in one transaction; final ones never change.
+
+        Each application made final gets its event (``application.<status>``)
+        in the same transaction; a change that changes nothing writes none.
+        """
+        ...
+
+    async def application_events_json(self, id: UUID) -> list[str] | None:
+        """This application's events as JSON, oldest first; ``None`` if it does not exist."""
+        ...
+
+    async def events_after(
+        self, after: int, *, application_id: UUID | None, owner: str | None, limit: int
+    ) -> list[StoredEvent]:
+        """Up to ``limit`` events of the log after the cursor ``after``, in cursor order.
+
+        Only those of ``application_id`` and of ``owner``, when given. Every
+        event with a cursor up to the last one read had committed when it was
+        read, so a reader that goes on from there skips none.
+        """
+        ...
+
+    async def last_event_cursor(self) -> int:
+        """The cursor of the newest event (0 while the log is empty)."""
         ...
 
     async def due_for_publish(

@@ -173,7 +173,14 @@ class UpdateConsumer:
             except MalformedEntry as error:
                 malformed.append((entry, str(error)))
             else:
-                changes.append(StatusChange(update.id, update.status, update.failure_reason))
+                changes.append(
+                    StatusChange(
+                        update.id,
+                        update.status,
+                        decided_at=update.decided_at,
+                        failure_reason=update.failure_reason,
+                    )
+                )
                 # The request id that created the application: its trail ends here.
                 log.info(
                     "update_received",

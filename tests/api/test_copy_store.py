@@ -10,6 +10,7 @@ from pathlib import Path
 from lendo_api.postgres_store import PostgresStore
 from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import ApplicationStore, IdempotencyKey, StatusChange
+from lendo_api.timestamps import now
 from lendo_local.processes import console_script
 
 HOUR = timedelta(hours=1)
@@ -56,13 +57,13 @@ async def test_every_application_and_key_reads_the_same_after_the_copy_and_a_rer
         request_id=None,
         keep_for=HOUR,
     )
-    await sqlite.apply_updates([StatusChange(created[2].id, "completed")])
+    await sqlite.apply_updates([StatusChange(created[2].id, "completed", now())])
     await sqlite.mark_published([created[0].id])
     before = await everything(sqlite)
 
     first = copy(source, database_url)
     # The API went on with the file: a later decision, and a newer application.
-    await sqlite.apply_updates([StatusChange(created[5].id, "rejected")])
+    await sqlite.apply_updates([StatusChange(created[5].id, "rejected", now())])
     newer = await sqlite.create(id=uuid.uuid4(), first_name="Grace", last_name="H", request_id=None)
     after = await everything(sqlite)
     await sqlite.close()

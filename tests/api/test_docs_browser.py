@@ -35,6 +35,8 @@ OPERATIONS = [
     ("POST", "/api/applications", "Create an application"),
     ("GET", "/api/applications", "List applications"),
     ("GET", "/api/applications/{id}", "Read an application"),
+    ("GET", "/api/applications/{id}/events", "An application's history"),
+    ("GET", "/api/events", "Follow events as they happen (server-sent events)"),
     ("GET", "/healthz", "Health check"),
     ("GET", "/readyz", "Readiness check"),
     ("GET", "/metrics", "Prometheus metrics"),

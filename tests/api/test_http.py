@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 from lendo_api.app_keys import APPLICATIONS, STORE
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
-from lendo_api.timestamps import timestamp_text
+from lendo_api.timestamps import now, timestamp_text
 from lendo_streams import StreamNames
 from tests.api.helpers import count
 
@@ -73,8 +73,10 @@ async def test_create_returns_the_pending_application_and_where_to_find_it(
         "created_at",
         "updated_at",
         "failure_reason",
+        "decided_at",
     }
     assert body["failure_reason"] is None
+    assert body["decided_at"] is None
     assert uuid.UUID(body["id"]).version == 4
     assert (body["first_name"], body["last_name"], body["status"]) == (
         "Ada",
@@ -312,9 +314,9 @@ async def test_listing_by_status_pages_through_exactly_the_matching_applications
     ids = await seed(client, 8)
     await client.app[STORE].apply_updates(
         [
-            StatusChange(uuid.UUID(ids[1]), "completed"),
-            StatusChange(uuid.UUID(ids[4]), "completed"),
-            StatusChange(uuid.UUID(ids[5]), "rejected"),
+            StatusChange(uuid.UUID(ids[1]), "completed", now()),
+            StatusChange(uuid.UUID(ids[4]), "completed", now()),
+            StatusChange(uuid.UUID(ids[5]), "rejected", now()),
         ]
     )
 
@@ -334,6 +336,24 @@ async def test_listing_shows_each_application_as_get_does(client: Client) -> Non
     body = await (await client.get("/api/applications")).json()
 
     assert body == {"items": [created], "next_cursor": None}
+
+
+@pytest.mark.both_stores
+async def test_an_application_shows_when_the_decision_was_seen_once_final(
+    client: Client,
+) -> None:
+    created = await create(client)
+    decided_at = datetime(2026, 11, 2, 8, 30, 1, 250000, tzinfo=UTC)
+
+    await client.app[STORE].apply_updates(
+        [StatusChange(uuid.UUID(created["id"]), "rejected", decided_at)]
+    )
+
+    fetched = await (await client.get(f"/api/applications/{created['id']}")).json()
+    listed = await (await client.get("/api/applications")).json()
+    assert created["decided_at"] is None
+    assert (fetched["status"], fetched["decided_at"]) == ("rejected", "2026-11-02T08:30:01.250000Z")
+    assert listed["items"] == [fetched]
 
 
 @pytest.mark.both_stores

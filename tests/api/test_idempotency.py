@@ -17,6 +17,7 @@ from lendo_api.app import create_app
 from lendo_api.app_keys import RECONCILER, STORE
 from lendo_api.settings import ApiSettings
 from lendo_api.store import StatusChange
+from lendo_api.timestamps import now
 from lendo_streams import StreamNames
 from tests.api.helpers import count
 
@@ -63,7 +64,9 @@ async def test_a_replay_matches_on_the_normalised_body(
 
 async def test_a_replay_shows_the_application_as_it_is_now(client: Client) -> None:
     _, created, _ = await post(client, ADA, "k")
-    await client.app[STORE].apply_updates([StatusChange(uuid.UUID(created["id"]), "completed")])
+    await client.app[STORE].apply_updates(
+        [StatusChange(uuid.UUID(created["id"]), "completed", now())]
+    )
 
     status, replayed, _ = await post(client, ADA, "k")
 

@@ -120,6 +120,7 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         "created_at": "2026-11-01T10:00:00.000001Z",
         "updated_at": "2026-11-01T10:00:09.500000Z",
         "failure_reason": None,
+        "decided_at": None,
     }
     assert pending is not None
     assert json.loads(pending)["status"] == "pending"
@@ -133,7 +134,7 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         [(key_application,)] = db.execute("SELECT application_id FROM idempotency_keys")
         applied = db.execute("SELECT migration_id FROM _yoyo_migration").fetchall()
     assert key_application == PENDING_ID
-    assert applied == [("0001.applications",), ("0002.failed",)]
+    assert applied == [("0001.applications",), ("0002.failed",), ("0003.events",)]
 
 
 async def test_a_new_sqlite_file_gets_every_migration_once_over_several_starts(

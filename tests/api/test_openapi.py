@@ -116,6 +116,8 @@ def test_every_operation_has_a_summary_a_description_and_described_responses(
                 assert content["schema"] == {"$ref": "#/components/schemas/Problem"}
             elif path == "/metrics":
                 assert media_type == "text/plain", (where, status)
+            elif path == "/api/events":
+                assert media_type == "text/event-stream", (where, status)
             else:
                 assert media_type == "application/json", (where, status)
 
@@ -132,7 +134,7 @@ def test_every_error_a_create_can_answer_with_is_documented(document: dict[str, 
     assert "Location" in create["responses"]["200"]["headers"]
 
 
-def test_with_api_keys_the_applications_need_the_bearer_scheme_and_health_does_not(
+def test_with_api_keys_applications_and_events_need_the_bearer_scheme_and_health_does_not(
     keyed_document: dict[str, Any],
 ) -> None:
     [(name, scheme)] = keyed_document["components"]["securitySchemes"].items()
@@ -140,7 +142,7 @@ def test_with_api_keys_the_applications_need_the_bearer_scheme_and_health_does_n
     assert scheme["scheme"] == "bearer"
 
     for path, method, operation in operations(keyed_document):
-        if path.startswith("/api/applications"):
+        if path.startswith(("/api/applications", "/api/events")):
             assert operation["security"] == [{name: []}], (method, path)
             assert "WWW-Authenticate" in operation["responses"]["401"]["headers"], (method, path)
         else:
@@ -210,6 +212,7 @@ def test_the_component_schemas_are_the_models_own_schemas(document: dict[str, An
     [
         (ApplicationQuery, "query", "/api/applications", "get"),
         (ApplicationPath, "path", "/api/applications/{id}", "get"),
+        (ApplicationPath, "path", "/api/applications/{id}/events", "get"),
         (CreateHeaders, "header", "/api/applications", "post"),
     ],
 )

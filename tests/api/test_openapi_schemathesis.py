@@ -6,6 +6,12 @@ The command a client would try, ``schemathesis run <url>/api/openapi.json
 invalid data, and the stateful links from a create to a read) and every
 check. The suite sends a few cases per operation; ``LENDO_SCHEMATHESIS_EXAMPLES``
 raises that for the long run (docs/api.md).
+
+The event stream is tested like any other operation, every parameter
+generated and every event checked against the document: schemathesis reads a
+text/event-stream until it ends (``follow=false``), or for the operation's
+request timeout, set short here, after which it checks the events received
+(a stream that follows never ends by itself).
 """
 
 import json
@@ -24,7 +30,13 @@ from lendo_local.redis_server import free_port
 
 API_KEY = "schemathesis-key-5b1e"
 EXAMPLES = int(os.environ.get("LENDO_SCHEMATHESIS_EXAMPLES", "10"))
-OPERATIONS = 11  # 5 GETs, their HEADs, and the create
+OPERATIONS = 15  # 7 GETs, their HEADs, and the create
+# Read by schemathesis from its working directory.
+CONFIG = """
+[[operations]]
+include-path = "/api/events"
+request-timeout = 0.3
+"""
 # A seed keeps the suite's run the same from one run to the next.
 SEED = 1
 
@@ -79,6 +91,7 @@ def test_schemathesis_finds_every_answer_as_documented(live_api: LiveApi, tmp_pa
         *([f"--header=Authorization: Bearer {live_api.api_key}"] if live_api.api_key else []),
     ]
 
+    (tmp_path / "schemathesis.toml").write_text(CONFIG)
     # schemathesis keeps caches in its working directory: the test's own, not the tree.
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, check=False)
 

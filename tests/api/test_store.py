@@ -21,6 +21,7 @@ from lendo_api.store import (
     StoredApplication,
     UpdateOutcome,
 )
+from lendo_api.timestamps import now
 
 
 async def new(store: SqliteStore) -> uuid.UUID:
@@ -63,14 +64,14 @@ async def test_applications_survive_a_reopen_and_the_schema_is_created_once(
 
 async def test_a_batch_of_updates_only_ever_moves_pending_to_final(store: SqliteStore) -> None:
     pending, already_final = await new(store), await new(store)
-    await store.apply_updates([StatusChange(already_final, "rejected")])
+    await store.apply_updates([StatusChange(already_final, "rejected", now())])
 
     outcome = await store.apply_updates(
         [
-            StatusChange(pending, "completed"),
-            StatusChange(pending, "rejected"),
-            StatusChange(already_final, "completed"),
-            StatusChange(uuid.uuid4(), "completed"),
+            StatusChange(pending, "completed", now()),
+            StatusChange(pending, "rejected", now()),
+            StatusChange(already_final, "completed", now()),
+            StatusChange(uuid.uuid4(), "completed", now()),
         ]
     )
 
@@ -88,7 +89,7 @@ async def test_a_read_after_a_write_sees_it(store: SqliteStore) -> None:
     assert await pending() == [str(first)]
     second = await new(store)
     assert await pending() == [str(first), str(second)]
-    await store.apply_updates([StatusChange(first, "completed")])
+    await store.apply_updates([StatusChange(first, "completed", now())])
     assert await pending() == [str(second)]
     completed = await store.get_json(first)
     assert completed is not None
@@ -109,7 +110,7 @@ async def test_concurrent_writers_each_commit_whole(store: SqliteStore) -> None:
 
     created = await asyncio.gather(
         *(new(store) for _ in range(50)),
-        store.apply_updates([StatusChange(i, "completed") for i in first]),
+        store.apply_updates([StatusChange(i, "completed", now()) for i in first]),
     )
 
     everything = await ids(store)
@@ -125,7 +126,7 @@ async def test_never_published_applications_are_due_first_then_the_longest_quiet
     a, b, c, d = [await new(store) for _ in range(4)]
     await store.mark_published([c])
     await store.mark_published([a])
-    await store.apply_updates([StatusChange(d, "completed")])
+    await store.apply_updates([StatusChange(d, "completed", now())])
 
     recent = await store.due_for_publish(older_than=timedelta(hours=1), limit=10)
     everything = await store.due_for_publish(older_than=timedelta(0), limit=10)

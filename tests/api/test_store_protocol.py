@@ -5,7 +5,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -22,6 +22,7 @@ from lendo_api.store import (
     StoredApplication,
     UpdateOutcome,
 )
+from lendo_api.timestamps import now
 
 OpenStore = Callable[[], Awaitable[ApplicationStore]]
 HOUR = timedelta(hours=1)
@@ -156,8 +157,8 @@ async def test_pages_walk_concurrent_creates_each_exactly_once(store: Applicatio
 
 async def test_a_status_filter_pages_only_that_status(store: ApplicationStore) -> None:
     created = [await new(store) for _ in range(6)]
-    await store.apply_updates([StatusChange(created[1].id, "completed")])
-    await store.apply_updates([StatusChange(created[4].id, "completed")])
+    await store.apply_updates([StatusChange(created[1].id, "completed", now())])
+    await store.apply_updates([StatusChange(created[4].id, "completed", now())])
 
     assert await walk(store, limit=1, status="completed") == [
         str(created[1].id),
@@ -194,14 +195,14 @@ async def test_closing_finishes_the_creates_in_flight(open_store: OpenStore) -> 
 
 async def test_updates_only_ever_move_pending_to_final(store: ApplicationStore) -> None:
     pending, already_final = await new(store), await new(store)
-    await store.apply_updates([StatusChange(already_final.id, "rejected")])
+    await store.apply_updates([StatusChange(already_final.id, "rejected", now())])
 
     outcome = await store.apply_updates(
         [
-            StatusChange(pending.id, "completed"),
-            StatusChange(pending.id, "rejected"),
-            StatusChange(already_final.id, "completed"),
-            StatusChange(uuid.uuid4(), "completed"),
+            StatusChange(pending.id, "completed", now()),
+            StatusChange(pending.id, "rejected", now()),
+            StatusChange(already_final.id, "completed", now()),
+            StatusChange(uuid.uuid4(), "completed", now()),
         ]
     )
 
@@ -274,7 +275,7 @@ async def test_never_published_are_due_first_then_the_longest_quiet(
     quiet_longest, quiet, never, final = [await new(store) for _ in range(4)]
     await store.mark_published([quiet_longest.id])
     await store.mark_published([quiet.id])
-    await store.apply_updates([StatusChange(final.id, "completed")])
+    await store.apply_updates([StatusChange(final.id, "completed", now())])
 
     due = await store.due_for_publish(older_than=timedelta(0), limit=10)
 
@@ -305,7 +306,7 @@ async def test_a_sweep_takes_at_most_its_limit_oldest_first(store: ApplicationSt
 async def test_counts_by_status_leave_out_statuses_with_none(store: ApplicationStore) -> None:
     assert await store.count_by_status() == {}
     created = [await new(store) for _ in range(3)]
-    await store.apply_updates([StatusChange(created[0].id, "rejected")])
+    await store.apply_updates([StatusChange(created[0].id, "rejected", now())])
 
     assert await store.count_by_status() == {"pending": 2, "rejected": 1}
     assert await store.check()
@@ -317,8 +318,8 @@ async def test_a_failed_application_keeps_its_reason_and_never_changes_by_itself
     failing, other = await new(store), await new(store)
     reason = "the request payload is not valid."
 
-    await store.apply_updates([StatusChange(failing.id, "failed", reason)])
-    later = await store.apply_updates([StatusChange(failing.id, "completed")])
+    await store.apply_updates([StatusChange(failing.id, "failed", now(), reason)])
+    later = await store.apply_updates([StatusChange(failing.id, "completed", now())])
 
     assert later == UpdateOutcome(applied=0, unchanged=1, unknown=0)
     failed = await read(store, failing.id)
@@ -338,9 +339,9 @@ async def test_requeueing_puts_failed_applications_back_to_pending_and_unpublish
     await store.mark_published([first.id, second.id, decided.id])
     await store.apply_updates(
         [
-            StatusChange(first.id, "failed", "refused"),
-            StatusChange(second.id, "failed", "refused"),
-            StatusChange(decided.id, "completed"),
+            StatusChange(first.id, "failed", now(), "refused"),
+            StatusChange(second.id, "failed", now(), "refused"),
+            StatusChange(decided.id, "completed", now()),
         ]
     )
 
@@ -352,3 +353,135 @@ async def test_requeueing_puts_failed_applications_back_to_pending_and_unpublish
     assert [app.id for app in await store.due_for_publish(older_than=HOUR, limit=10)] == [first.id]
     assert await store.requeue_failed(None) == [second.id]
     assert await store.requeue_failed(None) == []
+
+
+# --- the event log ---
+
+
+async def history(store: ApplicationStore, application_id: uuid.UUID) -> list[dict[str, object]]:
+    events = await store.application_events_json(application_id)
+    assert events is not None
+    return [json.loads(event) for event in events]
+
+
+async def test_a_create_commits_its_created_event_with_the_application_as_read(
+    store: ApplicationStore,
+) -> None:
+    created = await store.create(
+        id=uuid.uuid4(), first_name="Åsa", last_name="Öberg", request_id=None, owner="key:a"
+    )
+
+    [event] = await history(store, created.id)
+
+    assert set(event) == {"id", "type", "timestamp", "data"}
+    assert re.fullmatch(r"evt_[0-9a-f]{32}", str(event["id"]))
+    assert event["type"] == "application.created"
+    assert event["timestamp"] == json.loads(await store.get_json(created.id) or "")["created_at"]
+    assert event["data"] == await read(store, created.id)
+    [logged] = await store.events_after(0, application_id=None, owner=None, limit=10)
+    assert (logged.application_id, logged.owner, logged.type) == (
+        created.id,
+        "key:a",
+        "application.created",
+    )
+    assert json.loads(logged.json) == event
+
+
+async def test_a_keyed_create_writes_one_event_and_its_replay_none(store: ApplicationStore) -> None:
+    key = IdempotencyKey("key:b", "k-1", "hash-1")
+    first = await keyed(store, key)
+    replay = await keyed(store, key)
+
+    assert (first.created, replay.created) == (True, False)
+    assert [event["type"] for event in await history(store, first.application.id)] == [
+        "application.created"
+    ]
+    [logged] = await store.events_after(0, application_id=None, owner="key:b", limit=10)
+    assert logged.application_id == first.application.id
+
+
+async def test_a_failed_create_writes_no_event(store: ApplicationStore) -> None:
+    taken = await new(store)
+    others = [uuid.uuid4() for _ in range(3)]
+
+    # Batched together: the one with a used id fails alone, the others commit with their events.
+    results = await asyncio.gather(
+        *(
+            store.create(id=id, first_name="Ada", last_name="L", request_id=None)
+            for id in [others[0], taken.id, others[1], others[2]]
+        ),
+        return_exceptions=True,
+    )
+
+    assert [isinstance(result, Exception) for result in results] == [False, True, False, False]
+    logged = await store.events_after(0, application_id=None, owner=None, limit=10)
+    assert [event.application_id for event in logged] == [taken.id, *others]
+    assert len(await history(store, taken.id)) == 1
+
+
+async def test_only_an_update_that_changes_the_application_writes_its_event(
+    store: ApplicationStore,
+) -> None:
+    pending, final = await new(store), await new(store)
+    decided_at = datetime(2026, 11, 2, 8, 30, 1, tzinfo=UTC)
+    await store.apply_updates([StatusChange(final.id, "completed", decided_at)])
+
+    outcome = await store.apply_updates(
+        [
+            StatusChange(final.id, "rejected", now()),
+            StatusChange(pending.id, "failed", decided_at, failure_reason="invalid"),
+            StatusChange(pending.id, "completed", now()),
+            StatusChange(uuid.uuid4(), "completed", now()),
+        ]
+    )
+
+    assert (outcome.applied, outcome.unchanged, outcome.unknown) == (1, 2, 1)
+    [_, completed] = await history(store, final.id)
+    [_, failed] = await history(store, pending.id)
+    assert (completed["type"], failed["type"]) == ("application.completed", "application.failed")
+    assert completed["data"] == await read(store, final.id)
+    assert failed["data"] == await read(store, pending.id)
+    assert failed["timestamp"] == (await read(store, pending.id))["updated_at"]
+    assert (await read(store, pending.id))["decided_at"] == "2026-11-02T08:30:01.000000Z"
+    assert await store.apply_updates([StatusChange(final.id, "completed", now())]) == (
+        UpdateOutcome(applied=0, unchanged=1, unknown=0)
+    )
+    logged = await store.events_after(0, application_id=None, owner=None, limit=10)
+    assert [event.type for event in logged] == [
+        "application.created",
+        "application.created",
+        "application.completed",
+        "application.failed",
+    ]
+
+
+async def test_the_log_reads_after_a_cursor_narrowed_by_application_and_owner(
+    store: ApplicationStore,
+) -> None:
+    mine = await store.create(
+        id=uuid.uuid4(), first_name="A", last_name="L", request_id=None, owner="key:mine"
+    )
+    theirs = await store.create(
+        id=uuid.uuid4(), first_name="B", last_name="L", request_id=None, owner="key:theirs"
+    )
+    await store.apply_updates([StatusChange(mine.id, "completed", now())])
+
+    everything = await store.events_after(0, application_id=None, owner=None, limit=10)
+    cursors = [event.cursor for event in everything]
+    assert cursors == sorted(set(cursors))
+    assert len(cursors) == 3
+    assert await store.last_event_cursor() == cursors[-1]
+    assert await store.events_after(cursors[0], application_id=None, owner=None, limit=1) == [
+        everything[1]
+    ]
+    assert [
+        e.type for e in await store.events_after(0, application_id=mine.id, owner=None, limit=10)
+    ] == [
+        "application.created",
+        "application.completed",
+    ]
+    assert await store.events_after(0, application_id=None, owner="key:theirs", limit=10) == [
+        everything[1]
+    ]
+    assert everything[1].application_id == theirs.id
+    assert await store.application_events_json(uuid.uuid4()) is None

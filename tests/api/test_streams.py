@@ -20,6 +20,7 @@ from lendo_api.reconciler import Reconciler
 from lendo_api.settings import ApiSettings
 from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import StatusChange
+from lendo_api.timestamps import now
 from lendo_local.redis_server import EmbeddedRedis, free_port
 from lendo_streams import (
     API_GROUP,
@@ -328,7 +329,7 @@ async def test_the_sweep_republishes_pending_applications_that_went_quiet_but_ne
 ) -> None:
     quiet, decided = await create(client), await create(client)
     store = client.app[STORE]
-    await store.apply_updates([StatusChange(uuid.UUID(decided["id"]), "completed")])
+    await store.apply_updates([StatusChange(uuid.UUID(decided["id"]), "completed", now())])
     reconciler = Reconciler(
         store,
         SubmissionPublisher(redis, streams.applications, store),
@@ -350,7 +351,9 @@ async def test_when_redis_loses_its_data_every_pending_application_is_published_
     client = await start_api(republish_after=3600, redis_check_interval=0.05)
     await started_up(client.app)
     pending, decided = await create(client), await create(client)
-    await client.app[STORE].apply_updates([StatusChange(uuid.UUID(decided["id"]), "completed")])
+    await client.app[STORE].apply_updates(
+        [StatusChange(uuid.UUID(decided["id"]), "completed", now())]
+    )
     before = await submissions(redis, streams.applications)
     assert [message.id for message in before] == [
         uuid.UUID(pending["id"]),

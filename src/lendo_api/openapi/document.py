@@ -19,7 +19,15 @@ from aiohttp_apigami.constants import SWAGGER_DICT
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from lendo_api.models import Application, ApplicationPage, Health, NewApplication, Problem
+from lendo_api.models import (
+    Application,
+    ApplicationPage,
+    Event,
+    EventList,
+    Health,
+    NewApplication,
+    Problem,
+)
 
 JsonSchema = dict[str, Any]
 
@@ -33,6 +41,8 @@ COMPONENTS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (NewApplication, "validation"),
     (Application, "serialization"),
     (ApplicationPage, "serialization"),
+    (Event, "serialization"),
+    (EventList, "serialization"),
     (Health, "serialization"),
     (Problem, "serialization"),
 )
@@ -48,10 +58,14 @@ Loan applications: create one, then follow its status until the bank decides.
 * **Errors** are `application/problem+json` (RFC 9457); invalid input lists
   every offending field in `errors`.
 * **Authentication.** When the server is configured with API keys
-  (`LENDO_API_KEYS`), every `/api/applications` call needs
+  (`LENDO_API_KEYS`), every `/api/applications` and `/api/events` call needs
   `Authorization: Bearer <key>`; otherwise the calls are open. This document
   states which: the operations that need a key say so.
 * **HEAD** answers wherever `GET` does, with the same status and headers.
+* **Events.** Every change of an application is an event in a durable log:
+  `application.created`, then `application.completed`, `application.rejected`
+  or `application.failed`. Read one application's history, or follow them all
+  as server-sent events from `/api/events`, resuming after `Last-Event-ID`.
 * **Idempotency.** Send an `Idempotency-Key` with a create to retry it safely.
 * **Limits.** Request bodies are JSON (`Content-Type: application/json`) of at
   most 16 KiB unless configured otherwise (`LENDO_MAX_BODY_BYTES`).

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from lendo_api.models import Problem
+from lendo_api.models import EVENT_CURSOR_PATTERN, Event, Problem
 from lendo_api.openapi.document import REF_TEMPLATE, JsonSchema, openapi30
 from lendo_api.problems import PROBLEM_JSON
 from lendo_api.request_ids import ACCEPTABLE_REQUEST_ID_TEXT
@@ -103,6 +103,50 @@ def text_response_object(description: str, example: str) -> JsonSchema:
         "description": description,
         "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER},
         "content": {"text/plain": {"schema": {"type": "string"}, "example": example}},
+    }
+
+
+def event_stream_response_object(description: str, event: Event, cursor: int) -> JsonSchema:
+    """A ``text/event-stream`` response; its schema is that of one event, as SSE tools read it.
+
+    On the wire each event is the lines ``id:``, ``event:`` and ``data:``, then
+    an empty line; the schema and the example describe one such event's fields.
+    """
+    return {
+        "description": description,
+        "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER},
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One server-sent event (WHATWG HTML, text/event-stream): "
+                    "the lines `id: <cursor>`, `event: <type>` and `data: <the event as JSON, "
+                    f"one line>` ({ref(Event)['$ref']}), then an empty line. After 15 s "
+                    "without an event, a comment line `: ping` keeps the stream open.",
+                    "required": ["id", "event", "data"],
+                    "properties": {
+                        "id": {
+                            "type": "string",
+                            "pattern": EVENT_CURSOR_PATTERN,
+                            "description": "The event's cursor: send it back as Last-Event-ID.",
+                        },
+                        "event": {
+                            key: value
+                            for key, value in Event.model_json_schema()["properties"][
+                                "type"
+                            ].items()
+                            if key != "title"
+                        },
+                        "data": {"type": "string", "description": "The Event, as JSON."},
+                    },
+                },
+                "example": {
+                    "id": str(cursor),
+                    "event": event.type,
+                    "data": event.model_dump_json(),
+                },
+            }
+        },
     }
 
 

@@ -18,6 +18,10 @@ from lendo_api.models import (
     ApplicationPath,
     ApplicationQuery,
     CreateHeaders,
+    Event,
+    EventList,
+    EventsHeaders,
+    EventsQuery,
     FieldError,
     Health,
     NewApplication,
@@ -26,6 +30,7 @@ from lendo_api.models import (
 from lendo_api.openapi.document import BEARER
 from lendo_api.openapi.fragments import (
     REQUEST_ID_PARAMETER,
+    event_stream_response_object,
     json_response_object,
     parameters,
     problem_response_object,
@@ -51,6 +56,21 @@ _PENDING = Application(
 )
 _COMPLETED = _PENDING.model_copy(
     update={"status": "completed", "updated_at": datetime(2025, 3, 14, 9, 27, 4, tzinfo=UTC)}
+)
+
+_DECIDED = datetime(2025, 3, 14, 9, 27, 3, 812000, tzinfo=UTC)
+_COMPLETED = _COMPLETED.model_copy(update={"decided_at": _DECIDED})
+_CREATED_EVENT = Event(
+    id="evt_3f9a2c4be1d04c7f8a6b5e2d1c0f9a8b",
+    type="application.created",
+    timestamp=_CREATED,
+    data=_PENDING,
+)
+_COMPLETED_EVENT = Event(
+    id="evt_9b8a7f6e5d4c4b3a9f8e7d6c5b4a3f2e",
+    type="application.completed",
+    timestamp=_COMPLETED.updated_at,
+    data=_COMPLETED,
 )
 
 _SECURED: list[dict[str, list[str]]] = [{BEARER: []}]
@@ -250,6 +270,76 @@ GET_APPLICATION = docs(
         422: _invalid(
             "The id is not a UUID.",
             FieldError(field="id", message="Input should be a valid UUID"),
+        ),
+        500: _SERVER_ERROR,
+    },
+)
+
+GET_APPLICATION_EVENTS = docs(
+    tags=_TAGS,
+    operation_id="getApplicationEvents",
+    summary="An application's history",
+    description=(
+        "Every event of the application, oldest first: `application.created`, then, "
+        "once the bank decides, `application.completed`, `application.rejected` or "
+        "`application.failed`. Each event holds the application as it was right after "
+        "the change; the events are the ones `/api/events` streams."
+    ),
+    security=_SECURED,
+    parameters=[*parameters(ApplicationPath, "path"), REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object(
+            "The application's events.", EventList(items=[_CREATED_EVENT, _COMPLETED_EVENT])
+        ),
+        401: _UNAUTHORIZED,
+        404: problem_response_object(
+            "No application has this id.",
+            Problem(
+                type=APPLICATION_NOT_FOUND,
+                title="Application not found",
+                status=404,
+                detail=f"No application has id {_ID}.",
+            ),
+        ),
+        422: _invalid(
+            "The id is not a UUID.",
+            FieldError(field="id", message="Input should be a valid UUID"),
+        ),
+        500: _SERVER_ERROR,
+    },
+)
+
+EVENTS = docs(
+    tags=["events"],
+    operation_id="streamEvents",
+    summary="Follow events as they happen (server-sent events)",
+    description=(
+        "A `text/event-stream` of every event of the log, as it is committed, on any "
+        "replica: `id:` is the event's cursor, `event:` its type, `data:` the event as "
+        "JSON (the `Event` schema). With `Last-Event-ID` (or `after`), every event after "
+        "that cursor is replayed from the log first; a client that reconnects so misses "
+        "nothing, across restarts and replicas. Delivery is at least once: deduplicate "
+        "on the event's `id`. A comment line (`: ping`) every 15 s keeps proxies from "
+        "closing an idle stream. With API keys, a client receives only the events of "
+        "the applications it created. The stream never ends by itself unless "
+        "`follow=false`; `curl -N` shows it as it comes."
+    ),
+    security=_SECURED,
+    parameters=[
+        *parameters(EventsQuery, "query"),
+        *parameters(EventsHeaders, "header"),
+        REQUEST_ID_PARAMETER,
+    ],
+    responses={
+        200: event_stream_response_object("The stream of events.", _COMPLETED_EVENT, 42),
+        401: _UNAUTHORIZED,
+        422: _invalid(
+            "A cursor is not 1 to 19 decimal digits, the application id is not a UUID, "
+            "follow is not a boolean, or a query parameter is unknown; each one is listed.",
+            FieldError(
+                field="after",
+                message="Value error, is not an event cursor of this API: 1 to 19 decimal digits",
+            ),
         ),
         500: _SERVER_ERROR,
     },
