@@ -102,6 +102,22 @@ final (``application.<status>``); the event's data is the application as a
 read shows it.
 """
 
+CREATED_EVENT_TRIGGER = (
+    "CREATE TEMP TRIGGER application_created AFTER INSERT ON main.applications BEGIN"
+    " INSERT INTO events (id, application_id, owner, type, body)"
+    " SELECT e.id, NEW.id, NEW.owner, 'application.created', json_object("
+    "'id', e.id, 'type', 'application.created', 'timestamp', NEW.updated_at,"
+    f" 'data', {application_json('NEW')})"
+    " FROM (SELECT 'evt_' || lower(hex(randomblob(16))) AS id) AS e; END"
+)
+"""Writes ``application.created`` in the statement that inserts the application.
+
+A trigger of the writer's connection (TEMP: built at every open from
+:data:`COLUMNS`, so it always writes the application as a read shows it), so a
+batch of creates stays one statement: one thread hop and one implicit
+transaction, its events included (docs/performance.md, "The event log").
+"""
+
 _PLACEHOLDERS = ", ".join("?" for _ in COLUMNS)
 _FROM_JSON = ", ".join(f"value ->> {index}" for index in range(len(COLUMNS)))
 

@@ -16,6 +16,7 @@ import orjson
 from lendo_api.migrations import migrate_sqlite
 from lendo_api.sqlite_schema import (
     APPLICATION_JSON,
+    CREATED_EVENT_TRIGGER,
     INSERT,
     INSERT_EVENTS,
     INSERT_MANY,
@@ -86,6 +87,7 @@ class SqliteStore:
             # NORMAL loses no committed data on a process crash in WAL mode, only on power loss.
             await connection.execute("PRAGMA synchronous = NORMAL")
             await connection.execute("PRAGMA busy_timeout = 5000")
+            await connection.execute(CREATED_EVENT_TRIGGER)
         except BaseException:
             await connection.close()
             raise
@@ -165,7 +167,6 @@ class SqliteStore:
                 )
                 if claim["application_id"] == str(id):
                     await self._db.execute(INSERT, to_row(application))
-                    await self._db.execute(INSERT_EVENTS, (_event_ids([application.id]),))
                     return KeyedCreation(application, True, key.body_hash)
                 [row] = await self._db.execute_fetchall(
                     f"SELECT {NAMES} FROM applications WHERE id = ?",  # noqa: S608 - ours
@@ -338,18 +339,15 @@ class SqliteStore:
         return bool(one == 1)
 
     async def _insert_batch(self, applications: list[StoredApplication]) -> list[Exception | None]:
-        """Insert the batch and its events in one transaction, a statement each.
+        """Insert the batch, and by the created trigger its events, in one statement.
 
         If the batch fails (an id already used), each is tried alone, so one
         bad create fails by itself and not the others batched with it.
         """
         rows = orjson.dumps([to_row(application) for application in applications]).decode()
-        events = _event_ids([application.id for application in applications])
 
         async def insert_all() -> None:
-            async with self._transaction():
-                await self._db.execute(INSERT_MANY, (rows,))
-                await self._db.execute(INSERT_EVENTS, (events,))
+            await self._db.execute(INSERT_MANY, (rows,))
 
         try:
             await self._write(insert_all)
