@@ -519,27 +519,36 @@ async def test_a_dead_pollers_entries_are_taken_over_once_its_heartbeat_expires(
 
 
 async def test_a_live_pollers_entries_are_never_taken_over(
-    redis: Redis, streams: StreamNames, slow_sim: RunningBankSim, make_poller: MakePoller
+    redis: Redis, streams: StreamNames, make_poller: MakePoller
 ) -> None:
     sent = await submit(redis, streams, 20)
-    # Actors wait 0.3-0.4 s for the bank, longer than the heartbeat TTL, and touch
-    # their entries only every claim_interval: only the heartbeat protects them.
-    first, _ = make_poller(slow_sim, consumer_name="first", **HEARTBEATS)
-    second, _ = make_poller(slow_sim, consumer_name="second", **HEARTBEATS)
-    runs = [asyncio.create_task(first.run())]
-    try:
-        await eventually(lambda: slow_sim.state.stats().submissions == len(sent))
-        runs.append(asyncio.create_task(second.run()))
-        await eventually(lambda: first.stats.finished == len(sent))
-    finally:
-        first.stop()
-        second.stop()
-        await asyncio.gather(*runs)
+    # Actors wait 1.5-1.8 s for the bank, three times the heartbeat TTL, and touch their
+    # entries only every claim_interval: only the heartbeat protects them. The TTL is
+    # ten beats, so a loaded machine's stalls do not make a live poller look dead.
+    beats = {**HEARTBEATS, "heartbeat_ttl": 0.5}
+    async with running_bank_sim(SimConfig(min_delay=1.5, max_delay=1.8)) as slow_sim:
+        first, _ = make_poller(slow_sim, consumer_name="first", **beats)
+        second, _ = make_poller(slow_sim, consumer_name="second", **beats)
+        await _run_both_until_the_first_finishes(first, second, slow_sim, len(sent))
 
     assert (first.taken_over, second.taken_over, second.stats.finished) == (0, 0, 0)
     assert slow_sim.state.stats().duplicate_submissions == 0
     assert_decided_as_the_bank_did(sent, await updates(redis, streams), slow_sim)
     assert await pending(redis, streams) == {}
+
+
+async def _run_both_until_the_first_finishes(
+    first: Poller, second: Poller, sim: RunningBankSim, count: int
+) -> None:
+    runs = [asyncio.create_task(first.run())]
+    try:
+        await eventually(lambda: sim.state.stats().submissions == count)
+        runs.append(asyncio.create_task(second.run()))
+        await eventually(lambda: first.stats.finished == count)
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.gather(*runs)
 
 
 async def test_a_stopped_poller_signs_off_and_a_running_one_keeps_beating(
