@@ -127,6 +127,20 @@ def _invalid(description: str, *errors: FieldError) -> dict[str, object]:
     )
 
 
+_NOT_FOUND = problem_response_object(
+    "No application has this id.",
+    Problem(
+        type=APPLICATION_NOT_FOUND,
+        title="Application not found",
+        status=404,
+        detail=f"No application has id {_ID}.",
+    ),
+)
+_NOT_A_UUID = _invalid(
+    "The id is not a UUID.", FieldError(field="id", message="Input should be a valid UUID")
+)
+
+
 CREATE_APPLICATION = docs(
     tags=_TAGS,
     operation_id="createApplication",
@@ -258,19 +272,8 @@ GET_APPLICATION = docs(
     responses={
         200: json_response_object("The application.", _COMPLETED),
         401: _UNAUTHORIZED,
-        404: problem_response_object(
-            "No application has this id.",
-            Problem(
-                type=APPLICATION_NOT_FOUND,
-                title="Application not found",
-                status=404,
-                detail=f"No application has id {_ID}.",
-            ),
-        ),
-        422: _invalid(
-            "The id is not a UUID.",
-            FieldError(field="id", message="Input should be a valid UUID"),
-        ),
+        404: _NOT_FOUND,
+        422: _NOT_A_UUID,
         500: _SERVER_ERROR,
     },
 )
@@ -292,19 +295,8 @@ GET_APPLICATION_EVENTS = docs(
             "The application's events.", EventList(items=[_CREATED_EVENT, _COMPLETED_EVENT])
         ),
         401: _UNAUTHORIZED,
-        404: problem_response_object(
-            "No application has this id.",
-            Problem(
-                type=APPLICATION_NOT_FOUND,
-                title="Application not found",
-                status=404,
-                detail=f"No application has id {_ID}.",
-            ),
-        ),
-        422: _invalid(
-            "The id is not a UUID.",
-            FieldError(field="id", message="Input should be a valid UUID"),
-        ),
+        404: _NOT_FOUND,
+        422: _NOT_A_UUID,
         500: _SERVER_ERROR,
     },
 )
