@@ -17,6 +17,7 @@ from lendo_api.app_keys import (
     SETTINGS,
     STORE,
     UPDATES_TASK,
+    WEBHOOK_TARGETS,
 )
 from lendo_api.applications import Applications
 from lendo_api.auth import ApiKeyCheck
@@ -33,6 +34,7 @@ from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
 from lendo_api.stores import open_store
 from lendo_api.updates import UpdateConsumer
+from lendo_api.webhook_targets import TargetRules
 
 
 def create_app(settings: ApiSettings) -> web.Application:
@@ -44,12 +46,20 @@ def create_app(settings: ApiSettings) -> web.Application:
     )
     app[SETTINGS] = settings
     app[METRICS] = metrics
+    app[WEBHOOK_TARGETS] = TargetRules(
+        allowed_hosts=settings.webhook_allowed_hosts,
+        allow_private=settings.webhook_allow_private_targets,
+    )
     app.cleanup_ctx.extend([_database, _events, _redis, _workers])
     # Event streams never end by themselves: they end here, before the server waits for
     # its handlers to finish.
     app.on_shutdown.append(_end_event_streams)
     setup_routes(app)
-    setup_openapi(app, keys_required=bool(settings.api_keys))
+    setup_openapi(
+        app,
+        keys_required=bool(settings.api_keys),
+        webhook_hosts=settings.webhook_allowed_hosts,
+    )
     return app
 
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lendo_api.redis_loss import RedisLossWatch
     from lendo_api.settings import ApiSettings
     from lendo_api.store import ApplicationStore
+    from lendo_api.webhook_targets import TargetRules
 
 SETTINGS: "web.AppKey[ApiSettings]" = web.AppKey("settings")
 STORE: "web.AppKey[ApplicationStore]" = web.AppKey("store")
@@ -26,5 +27,6 @@ RECONCILER: "web.AppKey[Reconciler]" = web.AppKey("reconciler")
 REDIS_LOSS_WATCH: "web.AppKey[RedisLossWatch]" = web.AppKey("redis_loss_watch")
 METRICS: "web.AppKey[ApiMetrics]" = web.AppKey("metrics")
 EVENT_FEED: "web.AppKey[EventFeed]" = web.AppKey("event_feed")
+WEBHOOK_TARGETS: "web.AppKey[TargetRules]" = web.AppKey("webhook_targets")
 UPDATES_TASK: "web.AppKey[asyncio.Task[None]]" = web.AppKey("updates_task")
 """The running update consumer; the API is not ready without it."""

@@ -1,8 +1,8 @@
 """Optional API-key authentication of the applications endpoints.
 
-With ``LENDO_API_KEYS`` set, every ``/api/applications*`` and ``/api/events`` call needs
-``Authorization: Bearer <key>``. The docs, the OpenAPI document and the
-health check stay open, so a client can learn the API and an orchestrator
+With ``LENDO_API_KEYS`` set, every ``/api/applications*``, ``/api/events`` and
+``/api/webhooks*`` call needs ``Authorization: Bearer <key>``. The docs, the
+OpenAPI document and the health check stay open, so a client can learn the API and an orchestrator
 can probe it without a key.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from aiohttp import web
 from pydantic import SecretStr
 
-PROTECTED_PREFIXES = ("/api/applications", "/api/events")
+PROTECTED_PREFIXES = ("/api/applications", "/api/events", "/api/webhooks")
 CHALLENGE = 'Bearer realm="lendo-api"'
 ANONYMOUS = ""
 

@@ -31,3 +31,11 @@ class IdempotencyKeyReused(ValueError):
     def __init__(self, key: str) -> None:
         super().__init__(f"Idempotency-Key {key!r} was already used with a different body")
         self.key = key
+
+
+class WebhookNotFound(LookupError):
+    """The caller registered no webhook with the requested id."""
+
+    def __init__(self, webhook_id: str) -> None:
+        super().__init__(f"no webhook has id {webhook_id}")
+        self.webhook_id = webhook_id

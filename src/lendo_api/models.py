@@ -256,6 +256,84 @@ class EventsHeaders(BaseModel):
     )
 
 
+WEBHOOK_ID_PATTERN = "^wh_[0-9a-f]{32}$"
+
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+
+
+def webhook_url_pattern(host: str) -> str:
+    """The URLs a webhook may have, on hosts matching the regular expression ``host``.
+
+    http(s), the host, an optional port, then a path of printable ASCII
+    (no fragment): a URL that matches is stored exactly as sent.
+    """
+    return f'^https?://({host})(:{_PORT})?(/[!-"$-~]*)?$'
+
+
+WEBHOOK_URL_PATTERN = webhook_url_pattern(
+    r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]"
+)
+"""Any host name or IP literal; a server with an allow-list narrows it to those hosts."""
+
+
+class NewWebhook(BaseModel):
+    """The body of ``POST /api/webhooks``; other fields are refused as likely typos."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        max_length=2048,
+        pattern=WEBHOOK_URL_PATTERN,
+        description="Where each event is POSTed: an http(s) URL on a public address "
+        "(the server refuses loopback, private, link-local and metadata addresses).",
+    )
+    events: list[EventType] | None = Field(
+        default=None,
+        min_length=1,
+        description="The event types to receive; every type when absent.",
+    )
+
+
+class Webhook(BaseModel):
+    """A registered webhook, as every read shows it: without its secret."""
+
+    id: str = Field(pattern=WEBHOOK_ID_PATTERN)
+    url: str
+    events: list[EventType] = Field(description="The event types it receives.")
+    created_at: datetime
+
+
+class NewWebhookSecret(Webhook):
+    """A webhook just registered, with the secret that signs its deliveries: shown only here."""
+
+    secret: str = Field(
+        pattern="^whsec_[A-Za-z0-9+/=]+$",
+        description="The Standard Webhooks signing secret; keep it, it is never shown again.",
+    )
+
+
+class WebhookList(BaseModel):
+    """The caller's webhooks, oldest first."""
+
+    items: list[Webhook]
+
+
+class RotatedSecret(BaseModel):
+    """The answer of a secret rotation: the new secret, shown only here."""
+
+    id: str = Field(pattern=WEBHOOK_ID_PATTERN)
+    secret: str = Field(pattern="^whsec_[A-Za-z0-9+/=]+$")
+    previous_secret_expires_at: datetime = Field(
+        description="Until then, deliveries carry a signature by the previous secret too."
+    )
+
+
+class WebhookPath(BaseModel):
+    """The path parameters of ``/api/webhooks/{id}``."""
+
+    id: str = Field(pattern=WEBHOOK_ID_PATTERN, description="The webhook's id.")
+
+
 class ApplicationPage(BaseModel):
     """One page of a listing; pass ``next_cursor`` back as ``cursor`` for the next."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from lendo_api.store import StoredApplication
+from lendo_api.webhooks import StoredWebhook
 
 TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 """``to_char``'s pattern for RFC 3339 in UTC with microseconds, as SQLite keeps timestamps."""
@@ -101,3 +102,35 @@ def insert_parameters(applications: Sequence[StoredApplication]) -> list[list[ob
 def application(row: asyncpg.Record) -> StoredApplication:
     """The application of a row read as :data:`SELECT_COLUMNS`."""
     return StoredApplication(*row.values())
+
+
+WEBHOOK_COLUMNS: tuple[Column, ...] = (
+    Column("id", "text", public=False),
+    Column("owner", "text", public=False),
+    Column("url", "text", public=False),
+    Column("events", "text[]", public=False),
+    Column("secret", "text", public=False),
+    Column("previous_secret", "text", public=False),
+    Column("previous_secret_until", "timestamptz", public=False),
+    Column("created_at", "timestamptz", public=False),
+)
+"""The columns of ``webhooks``, one per field of :class:`StoredWebhook`, in its order."""
+
+WEBHOOK_NAMES = ", ".join(column.name for column in WEBHOOK_COLUMNS)
+
+INSERT_WEBHOOK = (
+    f"INSERT INTO webhooks ({WEBHOOK_NAMES})"
+    f" VALUES ({', '.join(f'${n}' for n in range(1, len(WEBHOOK_COLUMNS) + 1))})"
+)
+
+
+def webhook_parameters(webhook: StoredWebhook) -> list[object]:
+    """The parameters of :data:`INSERT_WEBHOOK`, in :data:`WEBHOOK_NAMES` order."""
+    return [getattr(webhook, column.name) for column in WEBHOOK_COLUMNS]
+
+
+def webhook(row: asyncpg.Record) -> StoredWebhook:
+    """The webhook of a row read as :data:`WEBHOOK_NAMES`."""
+    values = list(row.values())
+    values[3] = tuple(values[3])
+    return StoredWebhook(*values)

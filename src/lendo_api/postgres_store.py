@@ -5,7 +5,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 from uuid import UUID
 
@@ -26,6 +26,7 @@ from lendo_api.store import (
     new_event_id,
 )
 from lendo_api.timestamps import now
+from lendo_api.webhooks import StoredWebhook
 from lendo_runtime.batching import Batcher
 
 INSERT_ORDER_LOCK = 0x6C656E646F01
@@ -330,6 +331,51 @@ class PostgresStore:
                 None if ids is None else list(ids),
             )
         return [row["id"] for row in rows]
+
+    async def add_webhook(self, webhook: StoredWebhook) -> None:
+        async with self._connection() as connection:
+            await connection.execute(schema.INSERT_WEBHOOK, *schema.webhook_parameters(webhook))
+
+    async def webhooks_of(self, owner: str) -> list[StoredWebhook]:
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                f"SELECT {schema.WEBHOOK_NAMES} FROM webhooks WHERE owner = $1"  # noqa: S608 - ours
+                " ORDER BY created_at, id",
+                owner,
+            )
+        return [schema.webhook(row) for row in rows]
+
+    async def webhook(self, id: str, owner: str) -> StoredWebhook | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                f"SELECT {schema.WEBHOOK_NAMES} FROM webhooks"  # noqa: S608 - ours
+                " WHERE id = $1 AND owner = $2",
+                id,
+                owner,
+            )
+        return None if row is None else schema.webhook(row)
+
+    async def delete_webhook(self, id: str, owner: str) -> bool:
+        async with self._connection() as connection:
+            done = await connection.execute(
+                "DELETE FROM webhooks WHERE id = $1 AND owner = $2", id, owner
+            )
+        return done != "DELETE 0"
+
+    async def rotate_webhook_secret(
+        self, id: str, owner: str, *, secret: str, previous_until: datetime
+    ) -> StoredWebhook | None:
+        async with self._connection() as connection:
+            row = await connection.fetchrow(
+                "UPDATE webhooks SET previous_secret = secret,"  # noqa: S608 - ours
+                " previous_secret_until = $1, secret = $2 WHERE id = $3 AND owner = $4"
+                f" RETURNING {schema.WEBHOOK_NAMES}",
+                previous_until,
+                secret,
+                id,
+                owner,
+            )
+        return None if row is None else schema.webhook(row)
 
     async def count_by_status(self) -> dict[Status, int]:
         async with self._connection() as connection:

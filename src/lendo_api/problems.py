@@ -15,6 +15,7 @@ from lendo_api.errors import (
     IdempotencyKeyReused,
     InvalidInput,
     MalformedJson,
+    WebhookNotFound,
 )
 from lendo_api.models import Problem
 from lendo_runtime.logs import get_logger
@@ -27,6 +28,7 @@ INVALID_INPUT = "/problems/invalid-input"
 MALFORMED_JSON = "/problems/malformed-json"
 APPLICATION_NOT_FOUND = "/problems/application-not-found"
 IDEMPOTENCY_KEY_REUSED = "/problems/idempotency-key-reused"
+WEBHOOK_NOT_FOUND = "/problems/webhook-not-found"
 
 # Headers of aiohttp's HTTP errors that tell the client what to do next.
 _KEPT_HEADERS = ("Allow", "WWW-Authenticate")
@@ -58,6 +60,13 @@ def problem_response(request: web.Request, error: Exception) -> web.Response:
                 title="Application not found",
                 status=404,
                 detail=f"No application has id {error.application_id}.",
+            )
+        case WebhookNotFound():
+            problem = Problem(
+                type=WEBHOOK_NOT_FOUND,
+                title="Webhook not found",
+                status=404,
+                detail=f"No webhook of yours has id {error.webhook_id}.",
             )
         case IdempotencyKeyReused():
             problem = Problem(

@@ -7,7 +7,7 @@ as its OpenAPI description.
 import json
 from collections.abc import Mapping
 from functools import cache
-from typing import TypeVar
+from typing import TypeVar, get_args
 
 from aiohttp import hdrs, web
 from pydantic import BaseModel, ValidationError
@@ -20,9 +20,10 @@ from lendo_api.app_keys import (
     SETTINGS,
     STORE,
     UPDATES_TASK,
+    WEBHOOK_TARGETS,
 )
 from lendo_api.auth import CLIENT
-from lendo_api.errors import InvalidInput, MalformedJson
+from lendo_api.errors import InvalidInput, MalformedJson, WebhookNotFound
 from lendo_api.event_stream import stream_events
 from lendo_api.models import (
     ApplicationPath,
@@ -30,9 +31,12 @@ from lendo_api.models import (
     CreateHeaders,
     EventsHeaders,
     EventsQuery,
+    EventType,
     FieldError,
     Health,
     NewApplication,
+    NewWebhook,
+    WebhookPath,
     encode_cursor,
 )
 from lendo_api.openapi import operations
@@ -44,12 +48,16 @@ from lendo_api.rendering import (
     page_response,
 )
 from lendo_api.request_ids import REQUEST_ID
+from lendo_api.timestamps import now, timestamp_text
+from lendo_api.webhooks import SECRET_GRACE, StoredWebhook, new_secret, new_webhook
 from lendo_runtime import probes
 from lendo_runtime.metrics import metrics_handler
 
 M = TypeVar("M", bound=BaseModel)
 
 APPLICATION_PATH = "/api/applications/{id}"
+WEBHOOK_PATH = "/api/webhooks/{id}"
+EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 
 
 def setup_routes(app: web.Application) -> None:
@@ -59,6 +67,11 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(APPLICATION_PATH, get_application)
     app.router.add_get(f"{APPLICATION_PATH}/events", get_application_events)
     app.router.add_get("/api/events", events)
+    app.router.add_post("/api/webhooks", create_webhook)
+    app.router.add_get("/api/webhooks", list_webhooks)
+    app.router.add_get(WEBHOOK_PATH, get_webhook)
+    app.router.add_delete(WEBHOOK_PATH, delete_webhook)
+    app.router.add_post(f"{WEBHOOK_PATH}/rotate-secret", rotate_webhook_secret)
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", readiness)
     app.router.add_get("/metrics", metrics)
@@ -120,6 +133,74 @@ async def list_applications(request: web.Request) -> web.Response:
     )
     cursor = None if page.next_after is None else encode_cursor(page.next_after)
     return page_response(page.items, cursor)
+
+
+@operations.CREATE_WEBHOOK
+async def create_webhook(request: web.Request) -> web.Response:
+    new = _parse_json(NewWebhook, await _json_body(request))
+    refusal = await request.app[WEBHOOK_TARGETS].refusal(new.url)
+    if refusal is not None:
+        raise InvalidInput([FieldError(field="url", message=refusal)])
+    # Each type once, in the order given.
+    events = tuple(dict.fromkeys(new.events or EVENT_TYPES))
+    webhook = new_webhook(new.url, events, owner=request[CLIENT])
+    await request.app[STORE].add_webhook(webhook)
+    return json_response(
+        {**_webhook_fields(webhook), "secret": webhook.secret},
+        status=201,
+        headers={"Location": WEBHOOK_PATH.format(id=webhook.id)},
+    )
+
+
+@operations.LIST_WEBHOOKS
+async def list_webhooks(request: web.Request) -> web.Response:
+    webhooks = await request.app[STORE].webhooks_of(request[CLIENT])
+    return json_response({"items": [_webhook_fields(webhook) for webhook in webhooks]})
+
+
+@operations.GET_WEBHOOK
+async def get_webhook(request: web.Request) -> web.Response:
+    path = _parse(WebhookPath, request.match_info)
+    webhook = await request.app[STORE].webhook(path.id, request[CLIENT])
+    if webhook is None:
+        raise WebhookNotFound(path.id)
+    return json_response(_webhook_fields(webhook))
+
+
+@operations.DELETE_WEBHOOK
+async def delete_webhook(request: web.Request) -> web.Response:
+    path = _parse(WebhookPath, request.match_info)
+    if not await request.app[STORE].delete_webhook(path.id, request[CLIENT]):
+        raise WebhookNotFound(path.id)
+    return web.Response(status=204)
+
+
+@operations.ROTATE_WEBHOOK_SECRET
+async def rotate_webhook_secret(request: web.Request) -> web.Response:
+    path = _parse(WebhookPath, request.match_info)
+    previous_until = now() + SECRET_GRACE
+    webhook = await request.app[STORE].rotate_webhook_secret(
+        path.id, request[CLIENT], secret=new_secret(), previous_until=previous_until
+    )
+    if webhook is None:
+        raise WebhookNotFound(path.id)
+    return json_response(
+        {
+            "id": webhook.id,
+            "secret": webhook.secret,
+            "previous_secret_expires_at": timestamp_text(previous_until),
+        }
+    )
+
+
+def _webhook_fields(webhook: StoredWebhook) -> dict[str, object]:
+    """A webhook as :class:`lendo_api.models.Webhook`: never its secrets."""
+    return {
+        "id": webhook.id,
+        "url": webhook.url,
+        "events": list(webhook.events),
+        "created_at": timestamp_text(webhook.created_at),
+    }
 
 
 @operations.HEALTH

@@ -36,6 +36,8 @@ def _empty_is_unset(value: object) -> object:
 DatabaseUrl = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
 """Secret, as it may hold a password."""
 
+HostList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+
 ApiKeySecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
 """Secret, so that printing the settings never prints a key."""
 
@@ -131,8 +133,20 @@ class ApiSettings(RedisSettings):
     )
     api_keys: ApiKeySecrets = Field(
         default=(),
-        description="Comma-separated API keys. When set, every /api/applications call needs "
+        description="Comma-separated API keys. When set, every /api/applications, /api/events and "
+        "/api/webhooks call needs "
         "'Authorization: Bearer <key>'; docs, the OpenAPI document and /healthz stay open.",
+    )
+    webhook_allowed_hosts: HostList = Field(
+        default=(),
+        description="Comma-separated hosts webhooks may be registered for (exactly, as written "
+        "in the URL); any other host is refused with 422, and the OpenAPI document's URL "
+        "pattern names these hosts. Unset or empty: any public host.",
+    )
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="true: webhooks may target loopback, private and link-local addresses "
+        "(local runs and tests); otherwise those are refused with 422.",
     )
     fault_crash_after_commit: float = Field(
         default=0.0,

@@ -6,6 +6,7 @@ projection the API serves are all built from it, so a new field is one line
 here, and a migration in ``lendo_api/migrations/sqlite/`` (the table's history).
 """
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,7 @@ from uuid import UUID
 
 from lendo_api.store import StoredApplication
 from lendo_api.timestamps import timestamp_text
+from lendo_api.webhooks import StoredWebhook
 
 # Timestamps are TEXT written by lendo_api.timestamps.timestamp_text: fixed width, so SQL
 # compares them correctly as text.
@@ -136,4 +138,44 @@ def from_row(row: Sequence[Any]) -> StoredApplication:
     """The application a row of :data:`NAMES` holds."""
     return StoredApplication(
         *(column.from_sql(value) for column, value in zip(COLUMNS, row, strict=True))
+    )
+
+
+def _events_from_sql(text: str) -> tuple[str, ...]:
+    return tuple(json.loads(text))
+
+
+WEBHOOK_COLUMNS: tuple[Column, ...] = (
+    Column("id", public=False),
+    Column("owner", public=False),
+    Column("url", public=False),
+    Column("events", public=False, to_sql=json.dumps, from_sql=_events_from_sql),
+    Column("secret", public=False),
+    Column("previous_secret", public=False),
+    Column(
+        "previous_secret_until",
+        public=False,
+        to_sql=_optional(timestamp_text),
+        from_sql=_optional(_moment),
+    ),
+    Column("created_at", public=False, to_sql=timestamp_text, from_sql=_moment),
+)
+"""The columns of ``webhooks``, one per field of :class:`StoredWebhook`, in its order."""
+
+WEBHOOK_NAMES = ", ".join(column.name for column in WEBHOOK_COLUMNS)
+
+INSERT_WEBHOOK = (
+    f"INSERT INTO webhooks ({WEBHOOK_NAMES}) VALUES ({', '.join('?' for _ in WEBHOOK_COLUMNS)})"
+)
+
+
+def webhook_row(webhook: StoredWebhook) -> tuple[Any, ...]:
+    """The column values of ``webhook``, in :data:`WEBHOOK_NAMES` order."""
+    return tuple(column.to_sql(getattr(webhook, column.name)) for column in WEBHOOK_COLUMNS)
+
+
+def webhook_from_row(row: Sequence[Any]) -> StoredWebhook:
+    """The webhook a row of :data:`WEBHOOK_NAMES` holds."""
+    return StoredWebhook(
+        *(column.from_sql(value) for column, value in zip(WEBHOOK_COLUMNS, row, strict=True))
     )

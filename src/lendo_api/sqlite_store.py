@@ -5,7 +5,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from uuid import UUID
@@ -20,9 +20,13 @@ from lendo_api.sqlite_schema import (
     INSERT,
     INSERT_EVENTS,
     INSERT_MANY,
+    INSERT_WEBHOOK,
     NAMES,
+    WEBHOOK_NAMES,
     from_row,
     to_row,
+    webhook_from_row,
+    webhook_row,
 )
 from lendo_api.store import (
     IdempotencyKey,
@@ -37,6 +41,7 @@ from lendo_api.store import (
     new_event_id,
 )
 from lendo_api.timestamps import now, timestamp_text
+from lendo_api.webhooks import StoredWebhook
 from lendo_runtime.batching import Batcher
 
 T = TypeVar("T")
@@ -328,6 +333,50 @@ class SqliteStore:
             return [UUID(row["id"]) for row in rows]
 
         return await self._write(requeue)
+
+    async def add_webhook(self, webhook: StoredWebhook) -> None:
+        async def add() -> None:
+            await self._db.execute(INSERT_WEBHOOK, webhook_row(webhook))
+
+        await self._write(add)
+
+    async def webhooks_of(self, owner: str) -> list[StoredWebhook]:
+        rows = await self._read(
+            f"SELECT {WEBHOOK_NAMES} FROM webhooks WHERE owner = ?"  # noqa: S608 - ours
+            " ORDER BY created_at, id",
+            (owner,),
+        )
+        return [webhook_from_row(row) for row in rows]
+
+    async def webhook(self, id: str, owner: str) -> StoredWebhook | None:
+        rows = await self._read(
+            f"SELECT {WEBHOOK_NAMES} FROM webhooks WHERE id = ? AND owner = ?",  # noqa: S608 - ours
+            (id, owner),
+        )
+        return webhook_from_row(rows[0]) if rows else None
+
+    async def delete_webhook(self, id: str, owner: str) -> bool:
+        async def delete() -> bool:
+            cursor = await self._db.execute(
+                "DELETE FROM webhooks WHERE id = ? AND owner = ?", (id, owner)
+            )
+            return cursor.rowcount > 0
+
+        return await self._write(delete)
+
+    async def rotate_webhook_secret(
+        self, id: str, owner: str, *, secret: str, previous_until: datetime
+    ) -> StoredWebhook | None:
+        async def rotate() -> StoredWebhook | None:
+            rows = await self._db.execute_fetchall(
+                "UPDATE webhooks SET previous_secret = secret,"  # noqa: S608 - ours
+                " previous_secret_until = ?, secret = ? WHERE id = ? AND owner = ?"
+                f" RETURNING {WEBHOOK_NAMES}",
+                (timestamp_text(previous_until), secret, id, owner),
+            )
+            return next((webhook_from_row(row) for row in rows), None)
+
+        return await self._write(rotate)
 
     async def count_by_status(self) -> dict[Status, int]:
         # A scan of the covering (status, seq) index, not the table; once per scrape.

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 from uuid import UUID, uuid4
 
 from lendo_api.timestamps import now
+from lendo_api.webhooks import StoredWebhook
 from lendo_streams import FinalStatus
 
 Status = Literal["pending", "completed", "rejected", "failed"]
@@ -242,6 +243,31 @@ class ApplicationStore(Protocol):
 
         Each becomes unpublished, so the outbox hands it to the bank again;
         ids that are not failed are left as they are. Returns those requeued.
+        """
+        ...
+
+    async def add_webhook(self, webhook: StoredWebhook) -> None:
+        """Commit a new webhook."""
+        ...
+
+    async def webhooks_of(self, owner: str) -> list[StoredWebhook]:
+        """The webhooks ``owner`` registered, oldest first."""
+        ...
+
+    async def webhook(self, id: str, owner: str) -> StoredWebhook | None:
+        """The webhook with this id, if ``owner`` registered it."""
+        ...
+
+    async def delete_webhook(self, id: str, owner: str) -> bool:
+        """Forget the webhook with this id, if ``owner`` registered it; whether it did."""
+        ...
+
+    async def rotate_webhook_secret(
+        self, id: str, owner: str, *, secret: str, previous_until: datetime
+    ) -> StoredWebhook | None:
+        """Make ``secret`` the webhook's; the one it replaces signs too until ``previous_until``.
+
+        ``None`` if ``owner`` registered no webhook with this id.
         """
         ...
 

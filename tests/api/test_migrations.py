@@ -14,12 +14,13 @@ from pathlib import Path
 
 import asyncpg
 
-from lendo_api import postgres_schema
+from lendo_api import postgres_schema, sqlite_schema
 from lendo_api.migrations import migrate_postgres, migrate_sqlite
 from lendo_api.models import Application
 from lendo_api.postgres_store import PostgresStore
 from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import StoredApplication
+from lendo_api.webhooks import StoredWebhook
 
 ROOT = Path(__file__).parent.parent.parent
 MIGRATIONS = ROOT / "src" / "lendo_api" / "migrations"
@@ -134,7 +135,12 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         [(key_application,)] = db.execute("SELECT application_id FROM idempotency_keys")
         applied = db.execute("SELECT migration_id FROM _yoyo_migration").fetchall()
     assert key_application == PENDING_ID
-    assert applied == [("0001.applications",), ("0002.failed",), ("0003.events",)]
+    assert applied == [
+        ("0001.applications",),
+        ("0002.failed",),
+        ("0003.events",),
+        ("0004.webhooks",),
+    ]
 
 
 async def test_a_new_sqlite_file_gets_every_migration_once_over_several_starts(
@@ -193,6 +199,32 @@ async def test_postgresql_from_empty_has_the_columns_the_store_declares(
     assert [row["migration_id"] for row in applied] == [
         f.stem for f in sorted((MIGRATIONS / "postgresql").glob("*.sql"))
     ]
+
+
+async def test_both_stores_webhooks_tables_have_the_columns_declared(
+    database_url: str, tmp_path: Path
+) -> None:
+    await asyncio.to_thread(migrate_postgres, database_url)
+    migrate_sqlite(tmp_path / "store.sqlite3")
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        columns = await connection.fetch(
+            "SELECT column_name, udt_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = 'webhooks'"
+            " ORDER BY ordinal_position"
+        )
+    finally:
+        await connection.close()
+    with closing(sqlite3.connect(tmp_path / "store.sqlite3")) as db:
+        sqlite_columns = [row[1] for row in db.execute("PRAGMA table_info(webhooks)")]
+
+    udt = {"text": "text", "text[]": "_text", "timestamptz": "timestamptz"}
+    assert [(row["column_name"], row["udt_name"]) for row in columns] == [
+        (c.name, udt[c.sql_type]) for c in postgres_schema.WEBHOOK_COLUMNS
+    ]
+    assert sqlite_columns == [c.name for c in sqlite_schema.WEBHOOK_COLUMNS]
+    assert sqlite_columns == [f.name for f in fields(StoredWebhook)]
 
 
 async def test_replicas_starting_at_once_migrate_once_and_all_open(database_url: str) -> None:

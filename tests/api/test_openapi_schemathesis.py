@@ -30,7 +30,7 @@ from lendo_local.redis_server import free_port
 
 API_KEY = "schemathesis-key-5b1e"
 EXAMPLES = int(os.environ.get("LENDO_SCHEMATHESIS_EXAMPLES", "10"))
-OPERATIONS = 15  # 7 GETs, their HEADs, and the create
+OPERATIONS = 22  # 9 GETs, their HEADs, the two creates, the rotation and the delete
 # Read by schemathesis from its working directory.
 CONFIG = """
 [[operations]]
@@ -59,6 +59,10 @@ def live_api(request: pytest.FixtureRequest, tmp_path: Path, redis_url: str) -> 
         "LENDO_STREAM_PREFIX": prefix,
         "LENDO_API_KEYS": api_key or "",
         "LENDO_LOG_LEVEL": "WARNING",
+        # Webhooks only to this machine: the document's URL pattern names these hosts, so
+        # schemathesis registers receivers here alone (none is sent to in this test).
+        "LENDO_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LENDO_WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
     }
     service = Service("lendo-api", [], env, tmp_path / "api.log").start()
     url = f"http://127.0.0.1:{port}"

@@ -9,6 +9,7 @@ are served from the apigami wheel, so the docs work without internet.
 """
 
 import warnings
+from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
@@ -26,8 +27,14 @@ from lendo_api.models import (
     EventList,
     Health,
     NewApplication,
+    NewWebhook,
+    NewWebhookSecret,
     Problem,
+    RotatedSecret,
+    Webhook,
+    WebhookList,
 )
+from lendo_api.webhook_targets import allowed_hosts_pattern
 
 JsonSchema = dict[str, Any]
 
@@ -43,6 +50,11 @@ COMPONENTS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (ApplicationPage, "serialization"),
     (Event, "serialization"),
     (EventList, "serialization"),
+    (NewWebhook, "validation"),
+    (Webhook, "serialization"),
+    (NewWebhookSecret, "serialization"),
+    (WebhookList, "serialization"),
+    (RotatedSecret, "serialization"),
     (Health, "serialization"),
     (Problem, "serialization"),
 )
@@ -66,6 +78,12 @@ Loan applications: create one, then follow its status until the bank decides.
   `application.created`, then `application.completed`, `application.rejected`
   or `application.failed`. Read one application's history, or follow them all
   as server-sent events from `/api/events`, resuming after `Last-Event-ID`.
+* **Webhooks.** Register a URL for your events at `/api/webhooks`; its
+  Standard Webhooks signing secret (`whsec_...`) is shown once, when
+  registered or rotated. Loopback, private and
+  link-local targets are refused; a server with an allow-list
+  (`LENDO_WEBHOOK_ALLOWED_HOSTS`) accepts only its hosts, as the URL's
+  pattern here says.
 * **Idempotency.** Send an `Idempotency-Key` with a create to retry it safely.
 * **Limits.** Request bodies are JSON (`Content-Type: application/json`) of at
   most 16 KiB unless configured otherwise (`LENDO_MAX_BODY_BYTES`).
@@ -74,8 +92,13 @@ Loan applications: create one, then follow its status until the bank decides.
 """
 
 
-def setup_openapi(app: web.Application, *, keys_required: bool) -> None:
+def setup_openapi(
+    app: web.Application, *, keys_required: bool, webhook_hosts: Sequence[str] = ()
+) -> None:
     """Document every route added so far, and serve the document and Swagger UI.
+
+    With ``webhook_hosts`` (the server's allow-list), a webhook's URL pattern
+    names exactly those hosts, as the server checks it.
 
     Without ``keys_required`` (the server has no API keys) nothing is
     checked, so the operations' security requirement and their 401 are
@@ -90,7 +113,10 @@ def setup_openapi(app: web.Application, *, keys_required: bool) -> None:
         version=metadata.version("lendo"),
         info={"description": DESCRIPTION},
     )
-    for name, schema in component_schemas().items():
+    schemas = component_schemas()
+    if webhook_hosts:
+        schemas["NewWebhook"]["properties"]["url"]["pattern"] = allowed_hosts_pattern(webhook_hosts)
+    for name, schema in schemas.items():
         api_spec.spec.components.schema(name, schema)
     if keys_required:
         api_spec.spec.components.security_scheme(

@@ -97,6 +97,11 @@ def json_response_object(
     return response
 
 
+def empty_response_object(description: str) -> JsonSchema:
+    """A response without a body, such as a 204."""
+    return {"description": description, "headers": {REQUEST_ID_HEADER: _REQUEST_ID_RESPONSE_HEADER}}
+
+
 def text_response_object(description: str, example: str) -> JsonSchema:
     """A plain-text response, such as the Prometheus exposition format."""
     return {

@@ -25,11 +25,18 @@ from lendo_api.models import (
     FieldError,
     Health,
     NewApplication,
+    NewWebhook,
+    NewWebhookSecret,
     Problem,
+    RotatedSecret,
+    Webhook,
+    WebhookList,
+    WebhookPath,
 )
 from lendo_api.openapi.document import BEARER
 from lendo_api.openapi.fragments import (
     REQUEST_ID_PARAMETER,
+    empty_response_object,
     event_stream_response_object,
     json_response_object,
     parameters,
@@ -42,6 +49,7 @@ from lendo_api.problems import (
     IDEMPOTENCY_KEY_REUSED,
     INVALID_INPUT,
     MALFORMED_JSON,
+    WEBHOOK_NOT_FOUND,
 )
 
 _ID = UUID("7d3b5f0e-4c1a-4e8b-9f2d-1a6c0b8e5d47")
@@ -333,6 +341,172 @@ EVENTS = docs(
                 message="Value error, is not an event cursor of this API: 1 to 19 decimal digits",
             ),
         ),
+        500: _SERVER_ERROR,
+    },
+)
+
+_WEBHOOK_TAGS = ["webhooks"]
+_WEBHOOK = Webhook(
+    id="wh_5c2e8f1a9b7d4e3f8a6c0b1d2e3f4a5b",
+    url="https://hooks.example.com/lendo",
+    events=["application.completed", "application.rejected"],
+    created_at=_CREATED,
+)
+_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 - an example
+_WEBHOOK_NOT_FOUND = problem_response_object(
+    "The caller registered no webhook with this id (another client's are not shown).",
+    Problem(
+        type=WEBHOOK_NOT_FOUND,
+        title="Webhook not found",
+        status=404,
+        detail=f"No webhook of yours has id {_WEBHOOK.id}.",
+    ),
+)
+_NOT_A_WEBHOOK_ID = _invalid(
+    "The id is not a webhook id.",
+    FieldError(field="id", message="String should match pattern '^wh_[0-9a-f]{32}$'"),
+)
+
+CREATE_WEBHOOK = docs(
+    tags=_WEBHOOK_TAGS,
+    operation_id="createWebhook",
+    summary="Register a webhook",
+    description=(
+        "Register a URL for the events of your applications (every type unless `events` "
+        "names some). The `secret` of this answer is its Standard Webhooks signing secret: "
+        "keep it, it is never shown again. Only http(s) URLs; loopback, private, "
+        "link-local (cloud metadata) and other "
+        "non-public addresses are refused unless the server allows private targets "
+        "(`LENDO_WEBHOOK_ALLOW_PRIVATE_TARGETS`), and with an allow-list "
+        "(`LENDO_WEBHOOK_ALLOWED_HOSTS`) only its hosts are accepted: the URL's pattern "
+        "here is the rule. With API keys, a webhook is its client's: no other sees it."
+    ),
+    security=_SECURED,
+    parameters=[REQUEST_ID_PARAMETER],
+    requestBody=request_body_object(
+        NewWebhook,
+        NewWebhook(url=_WEBHOOK.url, events=["application.completed", "application.rejected"]),
+    ),
+    responses={
+        201: json_response_object(
+            "Registered: the webhook, with its signing secret (shown only here).",
+            NewWebhookSecret(**_WEBHOOK.model_dump(), secret=_SECRET),
+            {
+                "Location": {
+                    "description": "Where the webhook can be read: /api/webhooks/{id}.",
+                    "schema": {"type": "string"},
+                }
+            },
+        ),
+        400: problem_response_object(
+            "The body is not JSON.",
+            Problem(
+                type=MALFORMED_JSON,
+                title="Malformed JSON",
+                status=400,
+                detail="Invalid JSON: EOF while parsing an object at line 1 column 1",
+            ),
+        ),
+        401: _UNAUTHORIZED,
+        413: problem_response_object(
+            "The body is larger than the server accepts.",
+            Problem(
+                title="Request Entity Too Large",
+                status=413,
+                detail="Maximum request body size 16384 exceeded.",
+            ),
+        ),
+        415: problem_response_object(
+            "The body is not declared as JSON.",
+            Problem(
+                title="Unsupported Media Type",
+                status=415,
+                detail="The body must be JSON: send 'Content-Type: application/json', "
+                "not 'text/plain'.",
+            ),
+        ),
+        422: _invalid(
+            "The URL is not http(s), is on a host this server may not send to, or resolves "
+            "to a non-public address; an event type is unknown; or the body has other "
+            "fields. Every offending field is listed; nothing is registered.",
+            FieldError(
+                field="url", message="the host '10.0.0.7' has the non-public address 10.0.0.7"
+            ),
+        ),
+        500: _SERVER_ERROR,
+    },
+)
+
+LIST_WEBHOOKS = docs(
+    tags=_WEBHOOK_TAGS,
+    operation_id="listWebhooks",
+    summary="List your webhooks",
+    description="Every webhook the caller registered, oldest first, without secrets.",
+    security=_SECURED,
+    parameters=[REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object("The caller's webhooks.", WebhookList(items=[_WEBHOOK])),
+        401: _UNAUTHORIZED,
+        500: _SERVER_ERROR,
+    },
+)
+
+GET_WEBHOOK = docs(
+    tags=_WEBHOOK_TAGS,
+    operation_id="getWebhook",
+    summary="Read a webhook",
+    description="The webhook with this id, if the caller registered it; without its secret.",
+    security=_SECURED,
+    parameters=[*parameters(WebhookPath, "path"), REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object("The webhook.", _WEBHOOK),
+        401: _UNAUTHORIZED,
+        404: _WEBHOOK_NOT_FOUND,
+        422: _NOT_A_WEBHOOK_ID,
+        500: _SERVER_ERROR,
+    },
+)
+
+DELETE_WEBHOOK = docs(
+    tags=_WEBHOOK_TAGS,
+    operation_id="deleteWebhook",
+    summary="Delete a webhook",
+    description="Forget the webhook: nothing more is sent to it.",
+    security=_SECURED,
+    parameters=[*parameters(WebhookPath, "path"), REQUEST_ID_PARAMETER],
+    responses={
+        204: empty_response_object("Deleted."),
+        401: _UNAUTHORIZED,
+        404: _WEBHOOK_NOT_FOUND,
+        422: _NOT_A_WEBHOOK_ID,
+        500: _SERVER_ERROR,
+    },
+)
+
+ROTATE_WEBHOOK_SECRET = docs(
+    tags=_WEBHOOK_TAGS,
+    operation_id="rotateWebhookSecret",
+    summary="Rotate a webhook's signing secret",
+    description=(
+        "Give the webhook a new secret, shown only in this answer. For 24 hours "
+        "(`previous_secret_expires_at`) the previous secret keeps signing beside the new "
+        "one, so a receiver can switch without missing a delivery; a second rotation "
+        "within that time ends the grace of the first secret."
+    ),
+    security=_SECURED,
+    parameters=[*parameters(WebhookPath, "path"), REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object(
+            "The new secret.",
+            RotatedSecret(
+                id=_WEBHOOK.id,
+                secret=_SECRET,
+                previous_secret_expires_at=datetime(2025, 3, 15, 9, 26, 53, tzinfo=UTC),
+            ),
+        ),
+        401: _UNAUTHORIZED,
+        404: _WEBHOOK_NOT_FOUND,
+        422: _NOT_A_WEBHOOK_ID,
         500: _SERVER_ERROR,
     },
 )

@@ -1,0 +1,65 @@
+"""Which URLs a webhook may send to: the egress rules, checked at registration.
+
+Only http(s) URLs; with an allow-list (``LENDO_WEBHOOK_ALLOWED_HOSTS``) only
+its hosts, matched as the served OpenAPI document's URL pattern states; and,
+unless private targets are allowed, only hosts whose every address is public:
+loopback, private, link-local (cloud metadata among them), shared, reserved
+and multicast addresses are refused, so a webhook cannot reach inside the
+network the API runs in.
+"""
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from lendo_api.models import webhook_url_pattern
+
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def allowed_hosts_pattern(hosts: Sequence[str]) -> str:
+    """The URL pattern of an allow-list: :func:`webhook_url_pattern` on exactly these hosts."""
+    return webhook_url_pattern("|".join(re.escape(host) for host in hosts))
+
+
+class TargetRules:
+    """The egress rules of this server; :meth:`refusal` says why a URL breaks them, if it does."""
+
+    def __init__(self, *, allowed_hosts: Sequence[str], allow_private: bool) -> None:
+        self._allowed = re.compile(allowed_hosts_pattern(allowed_hosts)) if allowed_hosts else None
+        self._allow_private = allow_private
+
+    async def refusal(self, url: str) -> str | None:
+        """Why ``url`` (already matching the model's pattern) may not be a target; else None."""
+        if self._allowed is not None and not self._allowed.fullmatch(url):
+            return "the host is not one this server may send to (LENDO_WEBHOOK_ALLOWED_HOSTS)"
+        if self._allow_private:
+            return None
+        host = urlsplit(url).hostname or ""
+        try:
+            addresses = await _addresses(host)
+        except (OSError, ValueError):
+            return f"the host {host!r} does not resolve"
+        for address in addresses:
+            if not _public(address):
+                return f"the host {host!r} has the non-public address {address}"
+        return None
+
+
+async def _addresses(host: str) -> list[IpAddress]:
+    """The host's addresses: itself if an IP literal, else what the resolver answers."""
+    try:
+        return [ipaddress.ip_address(host)]
+    except ValueError:
+        pass
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+def _public(address: IpAddress) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
