@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.support.baseline import cpu_seconds, hello_world
 from benchmarks.support.load import Load, get_paths, post_json, require_wrk, run_wrk
-from benchmarks.support.report import table, verdict, write_section
+from benchmarks.support.report import against_target, table, write_section
 from lendo_local.system import running_system
 
 CONNECTIONS = 64
@@ -112,12 +112,7 @@ def _row(
 ) -> list[str]:
     load = measured.load
     ratio = load.rate / baseline.load.rate
-    if target is None:
-        wanted, result = "—", "—"
-    else:
-        share, p99 = target
-        wanted = f"≥ {share}×" + (f", p99 < {p99:g} ms" if p99 else "")
-        result = verdict(ratio >= share and (p99 is None or load.p99_ms < p99))
+    wanted, result = against_target(ratio, load.p99_ms, target)
     return [
         name,
         f"{load.rate:,.0f}",

@@ -70,5 +70,16 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def against_target(
+    ratio: float, p99_ms: float, target: tuple[float, float | None] | None
+) -> tuple[str, str]:
+    """The target column and the result column of a row: a share of the baseline, and a p99."""
+    if target is None:
+        return "—", "—"
+    share, p99 = target
+    wanted = f"≥ {share}×" + (f", p99 < {p99:g} ms" if p99 else "")
+    return wanted, verdict(ratio >= share and (p99 is None or p99_ms < p99))
+
+
 def verdict(met: bool) -> str:
     return "met" if met else "**not met**"
