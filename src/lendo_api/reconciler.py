@@ -80,20 +80,23 @@ class Reconciler:
         since = now()
         republished = 0
         while True:
-            due = await self._store.due_for_publish(older_than=now() - since, limit=self._batch)
-            await self._publisher.publish(due)
-            self.published += len(due)
-            republished += len(due)
-            if len(due) < self._batch:
+            published = await self._publish_due(older_than=now() - since)
+            republished += published
+            if published < self._batch:
                 return republished
 
     async def sweep(self) -> int:
         """Publish one batch of due applications; return how many."""
-        due = await self._store.due_for_publish(older_than=self._republish_after, limit=self._batch)
+        published = await self._publish_due(older_than=self._republish_after)
+        if published:
+            log.info("outbox_published", count=published)
+        return published
+
+    async def _publish_due(self, *, older_than: timedelta) -> int:
+        """Publish one batch of pending applications quiet for ``older_than``; return how many."""
+        due = await self._store.due_for_publish(older_than=older_than, limit=self._batch)
         await self._publisher.publish(due)
         self.published += len(due)
-        if due:
-            log.info("outbox_published", count=len(due))
         return len(due)
 
 

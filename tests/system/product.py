@@ -5,6 +5,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lendo_local.processes import wait_for_http
 from lendo_local.system import LocalSystem
 
 TIME_SCALE = 100
@@ -25,7 +26,8 @@ class Processes:
         """Start every process and return once each one answers."""
         bank = self.system.bank_sim("--min-delay", "0.05", "--max-delay", str(self._max_delay))
         api = self.system.api()
-        api.wait_until_ready()
+        # Alive is not enough: its database, Redis and update consumer must answer too.
+        wait_for_http(f"{api.base_url}/readyz", service=api)
         poller = self.system.poller("lendo-poller")
         self.bank_url, self.api_url, self.poller_ops_url = (
             bank.base_url,
