@@ -34,8 +34,7 @@ class RedisGeneration:
         A key missing at the API's first look counts too: Redis may have lost
         its data while no API ran, and republishing is always safe.
         """
-        if await self._redis.exists(self._key):
-            return False
+        # SET NX writes only a missing key: one round trip both looks and repairs.
         return bool(await self._redis.set(self._key, secrets.token_hex(8), nx=True))
 
 
