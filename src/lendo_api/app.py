@@ -34,7 +34,8 @@ from lendo_api.routes import setup_routes
 from lendo_api.settings import ApiSettings
 from lendo_api.stores import open_store
 from lendo_api.updates import UpdateConsumer
-from lendo_api.webhook_targets import TargetRules
+from lendo_api.webhooks.dispatcher import DispatchSettings, WebhookDispatcher
+from lendo_api.webhooks.targets import TargetRules
 
 
 def create_app(settings: ApiSettings) -> web.Application:
@@ -102,7 +103,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _workers(app: web.Application) -> AsyncIterator[None]:
-    """Wire the domain, and run the update consumer and the reconciler while the app lives."""
+    """Wire the domain; run the update consumer, reconciler and dispatcher while the app lives."""
     settings, store, redis = app[SETTINGS], app[STORE], app[REDIS]
     publisher = SubmissionPublisher(redis, settings.streams.applications, store)
     keep_keys_for = timedelta(seconds=settings.idempotency_ttl)
@@ -137,15 +138,30 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         reconciler,
         interval=settings.redis_check_interval,
     )
-    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler, loss_watch)
+    dispatcher = WebhookDispatcher(
+        store,
+        app[WEBHOOK_TARGETS],
+        app[EVENT_FEED],
+        DispatchSettings(
+            retry_schedule=settings.webhook_retry_schedule,
+            timeout=settings.webhook_timeout,
+            endpoint_concurrency=settings.webhook_endpoint_concurrency,
+            concurrency=settings.webhook_concurrency,
+            poll_interval=settings.webhook_poll_interval,
+            claim_for=timedelta(seconds=settings.webhook_claim),
+        ),
+    )
+    app[METRICS].watch(app[APPLICATIONS], consumer, reconciler, loss_watch, dispatcher)
     app[UPDATES_TASK] = asyncio.create_task(consumer.run(), name="lendo-api-updates")
     tasks = [
         app[UPDATES_TASK],
         asyncio.create_task(reconciler.run(), name="lendo-api-reconciler"),
         asyncio.create_task(loss_watch.run(), name="lendo-api-redis-loss"),
+        asyncio.create_task(dispatcher.run(), name="lendo-api-webhooks"),
     ]
     yield
     consumer.stop()
     reconciler.stop()
     loss_watch.stop()
+    dispatcher.stop()
     await asyncio.gather(*tasks)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from lendo_api.redis_loss import RedisLossWatch
     from lendo_api.settings import ApiSettings
     from lendo_api.store import ApplicationStore
-    from lendo_api.webhook_targets import TargetRules
+    from lendo_api.webhooks.targets import TargetRules
 
 SETTINGS: "web.AppKey[ApiSettings]" = web.AppKey("settings")
 STORE: "web.AppKey[ApplicationStore]" = web.AppKey("store")

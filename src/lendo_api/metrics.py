@@ -25,6 +25,7 @@ from lendo_api.reconciler import Reconciler
 from lendo_api.redis_loss import RedisLossWatch
 from lendo_api.store import ApplicationStore, Status
 from lendo_api.updates import UpdateConsumer
+from lendo_api.webhooks.dispatcher import WebhookDispatcher
 from lendo_runtime.logs import get_logger
 from lendo_runtime.metrics import Snapshot
 from lendo_streams import API_GROUP, POLLER_GROUP, StreamNames
@@ -75,6 +76,7 @@ class ApiMetrics:
         updates: UpdateConsumer,
         reconciler: Reconciler,
         loss_watch: RedisLossWatch,
+        dispatcher: WebhookDispatcher,
     ) -> None:
         """Expose the domain objects' own counters; called once they exist."""
 
@@ -129,6 +131,22 @@ class ApiMetrics:
             )
             losses.add_metric([], loss_watch.losses)
             yield losses
+            attempts = CounterMetricFamily(
+                "lendo_api_webhook_attempts",
+                "Webhook delivery attempts this process made, by outcome: delivered (2xx), "
+                "retried (failed, attempted again later), failed (failed the last retry: "
+                "the delivery is given up).",
+                labels=["outcome"],
+            )
+            for outcome in ("delivered", "retried", "failed"):
+                attempts.add_metric([outcome], dispatcher.stats.attempts[outcome])
+            yield attempts
+            seconds = CounterMetricFamily(
+                "lendo_api_webhook_attempt_seconds",
+                "Time this process's webhook attempts took, from sending to the answer or error.",
+            )
+            seconds.add_metric([], dispatcher.stats.seconds)
+            yield seconds
 
         self.registry.register(Snapshot(read))
 

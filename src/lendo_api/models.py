@@ -328,6 +328,36 @@ class RotatedSecret(BaseModel):
     )
 
 
+class DeliveryAttempt(BaseModel):
+    """One attempt to deliver an event to a webhook."""
+
+    event_id: str = Field(description="The event sent: its `webhook-id` header.")
+    event_type: EventType
+    attempt: int = Field(ge=1, description="Which attempt of this event's delivery, from 1.")
+    attempted_at: datetime
+    status_code: int | None = Field(
+        description="The receiver's answer; null if it gave none (see `error`)."
+    )
+    error: str | None = Field(
+        description="Why there was no answer: a timeout, a refused connection, a refused "
+        "address; null when the receiver answered."
+    )
+    duration_ms: float = Field(ge=0, description="From sending to the answer or the error.")
+    delivery_state: Literal["pending", "delivered", "failed"] = Field(
+        description="The delivery now: pending (attempted again at `next_attempt_at`), "
+        "delivered (a 2xx answer), or failed (no 2xx after the last retry)."
+    )
+    next_attempt_at: datetime | None = Field(
+        description="When the delivery is attempted again; null unless it is pending."
+    )
+
+
+class DeliveryAttemptList(BaseModel):
+    """A webhook's newest delivery attempts, newest first (at most 100)."""
+
+    items: list[DeliveryAttempt]
+
+
 class WebhookPath(BaseModel):
     """The path parameters of ``/api/webhooks/{id}``."""
 

@@ -9,11 +9,12 @@ table's own bookkeeping. The table itself is created by the migrations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
 from lendo_api.store import StoredApplication
-from lendo_api.webhooks import StoredWebhook
+from lendo_api.webhooks.registrations import StoredWebhook
 
 TIMESTAMP_FORMAT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
 """``to_char``'s pattern for RFC 3339 in UTC with microseconds, as SQLite keeps timestamps."""
@@ -118,6 +119,9 @@ WEBHOOK_COLUMNS: tuple[Column, ...] = (
 
 WEBHOOK_NAMES = ", ".join(column.name for column in WEBHOOK_COLUMNS)
 
+WEBHOOK_NAMES_OF_W = ", ".join(f"w.{column.name}" for column in WEBHOOK_COLUMNS)
+"""The same columns of ``webhooks AS w``, for a join."""
+
 INSERT_WEBHOOK = (
     f"INSERT INTO webhooks ({WEBHOOK_NAMES})"
     f" VALUES ({', '.join(f'${n}' for n in range(1, len(WEBHOOK_COLUMNS) + 1))})"
@@ -129,8 +133,8 @@ def webhook_parameters(webhook: StoredWebhook) -> list[object]:
     return [getattr(webhook, column.name) for column in WEBHOOK_COLUMNS]
 
 
-def webhook(row: asyncpg.Record) -> StoredWebhook:
-    """The webhook of a row read as :data:`WEBHOOK_NAMES`."""
-    values = list(row.values())
+def webhook(row: asyncpg.Record | Sequence[object]) -> StoredWebhook:
+    """The webhook of a row (or the part of one) read as :data:`WEBHOOK_NAMES`."""
+    values: list[Any] = list(row)
     values[3] = tuple(values[3])
     return StoredWebhook(*values)

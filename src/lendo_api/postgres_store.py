@@ -26,7 +26,8 @@ from lendo_api.store import (
     new_event_id,
 )
 from lendo_api.timestamps import now
-from lendo_api.webhooks import StoredWebhook
+from lendo_api.webhooks.deliveries import AttemptOutcome, DueDelivery, RecordedAttempt
+from lendo_api.webhooks.registrations import StoredWebhook
 from lendo_runtime.batching import Batcher
 
 INSERT_ORDER_LOCK = 0x6C656E646F01
@@ -376,6 +377,108 @@ class PostgresStore:
                 owner,
             )
         return None if row is None else schema.webhook(row)
+
+    async def claim_deliveries(
+        self, *, limit: int, per_webhook: int, skip_webhooks: Sequence[str], claim_for: timedelta
+    ) -> list[DueDelivery]:
+        moment = now()
+        async with self._connection() as connection:
+            rows = await connection.fetch(
+                # A row another replica is claiming is skipped; one it has claimed is no
+                # longer due when re-read under its lock.
+                "WITH due AS ("  # noqa: S608 - the columns are ours
+                " SELECT d.id FROM webhooks AS w CROSS JOIN LATERAL ("
+                " SELECT id FROM webhook_deliveries WHERE webhook_id = w.id"
+                " AND state = 'pending' AND due_at <= $1 ORDER BY due_at, id LIMIT $2"
+                " FOR UPDATE SKIP LOCKED) AS d"
+                " WHERE NOT (w.id = ANY($3::text[])) LIMIT $4),"
+                " claimed AS ("
+                " UPDATE webhook_deliveries AS d SET attempts = d.attempts + 1, due_at = $5"
+                " FROM due WHERE d.id = due.id"
+                " RETURNING d.id, d.attempts, d.event_seq, d.webhook_id, d.due_at)"
+                f" SELECT c.id, c.attempts, e.id, e.body, {schema.WEBHOOK_NAMES_OF_W}"
+                " FROM claimed AS c JOIN events AS e ON e.seq = c.event_seq"
+                " JOIN webhooks AS w ON w.id = c.webhook_id ORDER BY c.id",
+                moment,
+                per_webhook,
+                list(skip_webhooks),
+                limit,
+                moment + claim_for,
+            )
+        return [
+            DueDelivery(row[0], row[1], row[2], row[3], schema.webhook(row[4:])) for row in rows
+        ]
+
+    async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        if not outcomes:
+            return
+        columns = (
+            [o.delivery_id for o in outcomes],
+            [o.attempt for o in outcomes],
+            [o.attempted_at for o in outcomes],
+            [o.duration * 1000 for o in outcomes],
+            [o.status_code for o in outcomes],
+            [o.error for o in outcomes],
+            [o.state for o in outcomes],
+            [o.next_attempt_at for o in outcomes],
+        )
+        async with self._connection() as connection, connection.transaction():
+            await connection.execute(
+                "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt, attempted_at,"
+                " duration_ms, status_code, error)"
+                " SELECT d.id, d.webhook_id, o.attempt, o.attempted_at, o.duration_ms,"
+                " o.status_code, o.error"
+                " FROM unnest($1::bigint[], $2::int[], $3::timestamptz[], $4::float8[],"
+                " $5::int[], $6::text[]) AS o (delivery_id, attempt, attempted_at, duration_ms,"
+                " status_code, error)"
+                " JOIN webhook_deliveries AS d ON d.id = o.delivery_id",
+                *columns[:6],
+            )
+            # Only the newest claim decides: an attempt whose claim lapsed was retried.
+            await connection.execute(
+                "UPDATE webhook_deliveries AS d SET state = o.state,"
+                " due_at = coalesce(o.next_attempt_at, d.due_at)"
+                " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[])"
+                " AS o (delivery_id, attempt, state, next_attempt_at)"
+                " WHERE d.id = o.delivery_id AND d.attempts = o.attempt AND d.state = 'pending'",
+                columns[0],
+                columns[1],
+                columns[6],
+                columns[7],
+            )
+
+    async def webhook_attempts(
+        self, id: str, owner: str, *, limit: int
+    ) -> list[RecordedAttempt] | None:
+        async with self._connection() as connection:
+            known = await connection.fetchval(
+                "SELECT true FROM webhooks WHERE id = $1 AND owner = $2", id, owner
+            )
+            if not known:
+                return None
+            rows = await connection.fetch(
+                "SELECT e.id, e.type, a.attempt, a.attempted_at, a.duration_ms, a.status_code,"
+                " a.error, d.state, d.due_at FROM webhook_attempts AS a"
+                " JOIN webhook_deliveries AS d ON d.id = a.delivery_id"
+                " JOIN events AS e ON e.seq = d.event_seq"
+                " WHERE a.webhook_id = $1 ORDER BY a.id DESC LIMIT $2",
+                id,
+                limit,
+            )
+        return [
+            RecordedAttempt(
+                event_id=row[0],
+                event_type=row[1],
+                attempt=row[2],
+                attempted_at=row[3],
+                duration=row[4] / 1000,
+                status_code=row[5],
+                error=row[6],
+                state=row[7],
+                next_attempt_at=row[8] if row[7] == "pending" else None,
+            )
+            for row in rows
+        ]
 
     async def count_by_status(self) -> dict[Status, int]:
         async with self._connection() as connection:

@@ -49,7 +49,8 @@ from lendo_api.rendering import (
 )
 from lendo_api.request_ids import REQUEST_ID
 from lendo_api.timestamps import now, timestamp_text
-from lendo_api.webhooks import SECRET_GRACE, StoredWebhook, new_secret, new_webhook
+from lendo_api.webhooks.deliveries import RecordedAttempt
+from lendo_api.webhooks.registrations import SECRET_GRACE, StoredWebhook, new_secret, new_webhook
 from lendo_runtime import probes
 from lendo_runtime.metrics import metrics_handler
 
@@ -58,6 +59,8 @@ M = TypeVar("M", bound=BaseModel)
 APPLICATION_PATH = "/api/applications/{id}"
 WEBHOOK_PATH = "/api/webhooks/{id}"
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
+RECENT_ATTEMPTS = 100
+"""Attempts ``GET /api/webhooks/{id}/deliveries`` lists."""
 
 
 def setup_routes(app: web.Application) -> None:
@@ -72,6 +75,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get(WEBHOOK_PATH, get_webhook)
     app.router.add_delete(WEBHOOK_PATH, delete_webhook)
     app.router.add_post(f"{WEBHOOK_PATH}/rotate-secret", rotate_webhook_secret)
+    app.router.add_get(f"{WEBHOOK_PATH}/deliveries", list_webhook_deliveries)
     app.router.add_get("/healthz", health)
     app.router.add_get("/readyz", readiness)
     app.router.add_get("/metrics", metrics)
@@ -191,6 +195,34 @@ async def rotate_webhook_secret(request: web.Request) -> web.Response:
             "previous_secret_expires_at": timestamp_text(previous_until),
         }
     )
+
+
+@operations.LIST_WEBHOOK_DELIVERIES
+async def list_webhook_deliveries(request: web.Request) -> web.Response:
+    path = _parse(WebhookPath, request.match_info)
+    attempts = await request.app[STORE].webhook_attempts(
+        path.id, request[CLIENT], limit=RECENT_ATTEMPTS
+    )
+    if attempts is None:
+        raise WebhookNotFound(path.id)
+    return json_response({"items": [_attempt_fields(attempt) for attempt in attempts]})
+
+
+def _attempt_fields(attempt: RecordedAttempt) -> dict[str, object]:
+    """An attempt as :class:`lendo_api.models.DeliveryAttempt`."""
+    return {
+        "event_id": attempt.event_id,
+        "event_type": attempt.event_type,
+        "attempt": attempt.attempt,
+        "attempted_at": timestamp_text(attempt.attempted_at),
+        "status_code": attempt.status_code,
+        "error": attempt.error,
+        "duration_ms": round(attempt.duration * 1000, 3),
+        "delivery_state": attempt.state,
+        "next_attempt_at": None
+        if attempt.next_attempt_at is None
+        else timestamp_text(attempt.next_attempt_at),
+    }
 
 
 def _webhook_fields(webhook: StoredWebhook) -> dict[str, object]:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     BeforeValidator,
     Field,
+    NonNegativeFloat,
     PositiveFloat,
     PositiveInt,
     SecretStr,
@@ -37,6 +38,8 @@ DatabaseUrl = Annotated[SecretStr | None, BeforeValidator(_empty_is_unset)]
 """Secret, as it may hold a password."""
 
 HostList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_comma_separated)]
+
+RetrySchedule = Annotated[tuple[NonNegativeFloat, ...], NoDecode, BeforeValidator(_comma_separated)]
 
 ApiKeySecrets = Annotated[tuple[SecretStr, ...], NoDecode, BeforeValidator(_comma_separated)]
 """Secret, so that printing the settings never prints a key."""
@@ -148,6 +151,36 @@ class ApiSettings(RedisSettings):
         description="true: webhooks may target loopback, private and link-local addresses "
         "(local runs and tests); otherwise those are refused with 422.",
     )
+    webhook_retry_schedule: RetrySchedule = Field(
+        default=(5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0),
+        description="Comma-separated seconds to wait before each retry of a webhook delivery "
+        "that failed (no 2xx in time); after the last the delivery is marked failed. The "
+        "default is the Standard Webhooks schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.",
+    )
+    webhook_timeout: PositiveFloat = Field(
+        default=10.0,
+        description="Longest wait for a webhook receiver's answer, connecting included; "
+        "after it the attempt counts as failed.",
+    )
+    webhook_endpoint_concurrency: PositiveInt = Field(
+        default=4,
+        description="Deliveries one API process sends to one webhook at a time, so a slow "
+        "receiver holds only its own deliveries back.",
+    )
+    webhook_concurrency: PositiveInt = Field(
+        default=64, description="Deliveries one API process sends at a time, over all webhooks."
+    )
+    webhook_poll_interval: PositiveFloat = Field(
+        default=0.5,
+        description="How often each API process looks for deliveries due for a retry; a new "
+        "event's deliveries start as soon as the process reads the event.",
+    )
+    webhook_claim: PositiveFloat = Field(
+        default=60.0,
+        description="How long a process that took a delivery holds it; if the process dies, "
+        "another sends it after this. Above twice LENDO_WEBHOOK_TIMEOUT: a delivery may wait "
+        "for one attempt of its webhook before its own.",
+    )
     fault_crash_after_commit: float = Field(
         default=0.0,
         ge=0,
@@ -168,6 +201,12 @@ class ApiSettings(RedisSettings):
     def _pool_bounds(self) -> "ApiSettings":
         if self.db_pool_min_size > self.db_pool_max_size:
             raise ValueError("LENDO_DB_POOL_MIN_SIZE is above LENDO_DB_POOL_MAX_SIZE")
+        return self
+
+    @model_validator(mode="after")
+    def _claim_outlasts_an_attempt(self) -> "ApiSettings":
+        if self.webhook_claim <= 2 * self.webhook_timeout:
+            raise ValueError("LENDO_WEBHOOK_CLAIM must be above twice LENDO_WEBHOOK_TIMEOUT")
         return self
 
     @model_validator(mode="after")

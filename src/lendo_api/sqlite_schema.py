@@ -15,7 +15,7 @@ from uuid import UUID
 
 from lendo_api.store import StoredApplication
 from lendo_api.timestamps import timestamp_text
-from lendo_api.webhooks import StoredWebhook
+from lendo_api.webhooks.registrations import StoredWebhook
 
 # Timestamps are TEXT written by lendo_api.timestamps.timestamp_text: fixed width, so SQL
 # compares them correctly as text.
@@ -163,6 +163,9 @@ WEBHOOK_COLUMNS: tuple[Column, ...] = (
 """The columns of ``webhooks``, one per field of :class:`StoredWebhook`, in its order."""
 
 WEBHOOK_NAMES = ", ".join(column.name for column in WEBHOOK_COLUMNS)
+
+WEBHOOK_NAMES_OF_W = ", ".join(f"w.{column.name}" for column in WEBHOOK_COLUMNS)
+"""The same columns of ``webhooks AS w``, for a join."""
 
 INSERT_WEBHOOK = (
     f"INSERT INTO webhooks ({WEBHOOK_NAMES}) VALUES ({', '.join('?' for _ in WEBHOOK_COLUMNS)})"

@@ -23,6 +23,7 @@ from lendo_api.sqlite_schema import (
     INSERT_WEBHOOK,
     NAMES,
     WEBHOOK_NAMES,
+    WEBHOOK_NAMES_OF_W,
     from_row,
     to_row,
     webhook_from_row,
@@ -41,7 +42,8 @@ from lendo_api.store import (
     new_event_id,
 )
 from lendo_api.timestamps import now, timestamp_text
-from lendo_api.webhooks import StoredWebhook
+from lendo_api.webhooks.deliveries import AttemptOutcome, DueDelivery, RecordedAttempt
+from lendo_api.webhooks.registrations import StoredWebhook
 from lendo_runtime.batching import Batcher
 
 T = TypeVar("T")
@@ -357,10 +359,15 @@ class SqliteStore:
 
     async def delete_webhook(self, id: str, owner: str) -> bool:
         async def delete() -> bool:
-            cursor = await self._db.execute(
-                "DELETE FROM webhooks WHERE id = ? AND owner = ?", (id, owner)
-            )
-            return cursor.rowcount > 0
+            async with self._transaction():
+                cursor = await self._db.execute(
+                    "DELETE FROM webhooks WHERE id = ? AND owner = ?", (id, owner)
+                )
+                if cursor.rowcount == 0:
+                    return False
+                await self._db.execute("DELETE FROM webhook_attempts WHERE webhook_id = ?", (id,))
+                await self._db.execute("DELETE FROM webhook_deliveries WHERE webhook_id = ?", (id,))
+                return True
 
         return await self._write(delete)
 
@@ -377,6 +384,121 @@ class SqliteStore:
             return next((webhook_from_row(row) for row in rows), None)
 
         return await self._write(rotate)
+
+    async def claim_deliveries(
+        self, *, limit: int, per_webhook: int, skip_webhooks: Sequence[str], claim_for: timedelta
+    ) -> list[DueDelivery]:
+        moment = now()
+        due = timestamp_text(moment)
+        # Most looks find nothing due: answered by an index, without taking the write lock.
+        if not self._quick_read(
+            "SELECT 1 FROM webhook_deliveries INDEXED BY webhook_deliveries_next"
+            " WHERE state = 'pending' AND due_at <= ? LIMIT 1",
+            (due,),
+        ):
+            return []
+
+        async def claim() -> list[DueDelivery]:
+            async with self._transaction():
+                claimed = await self._db.execute_fetchall(
+                    "UPDATE webhook_deliveries SET attempts = attempts + 1, due_at = ?"
+                    " WHERE id IN (SELECT d.id FROM webhooks AS w JOIN webhook_deliveries AS d"
+                    " ON d.id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = w.id"
+                    " AND state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?)"
+                    " WHERE w.id NOT IN (SELECT value FROM json_each(?)) LIMIT ?)"
+                    " RETURNING id",
+                    (
+                        timestamp_text(moment + claim_for),
+                        due,
+                        per_webhook,
+                        json.dumps(list(skip_webhooks)),
+                        limit,
+                    ),
+                )
+                if not claimed:
+                    return []
+                rows = await self._db.execute_fetchall(
+                    f"SELECT d.id, d.attempts, e.id, e.body, {WEBHOOK_NAMES_OF_W}"  # noqa: S608 - ours
+                    " FROM webhook_deliveries AS d JOIN events AS e ON e.seq = d.event_seq"
+                    " JOIN webhooks AS w ON w.id = d.webhook_id"
+                    " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.due_at, d.id",
+                    (json.dumps([row["id"] for row in claimed]),),
+                )
+            return [
+                DueDelivery(row[0], row[1], row[2], row[3], webhook_from_row(row[4:]))
+                for row in rows
+            ]
+
+        return await self._write(claim)
+
+    async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        if not outcomes:
+            return
+        rows = json.dumps(
+            [
+                [
+                    o.delivery_id,
+                    o.attempt,
+                    timestamp_text(o.attempted_at),
+                    o.duration * 1000,
+                    o.status_code,
+                    o.error,
+                    o.state,
+                    None if o.next_attempt_at is None else timestamp_text(o.next_attempt_at),
+                ]
+                for o in outcomes
+            ]
+        )
+
+        async def record() -> None:
+            async with self._transaction():
+                await self._db.execute(
+                    "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt,"
+                    " attempted_at, duration_ms, status_code, error)"
+                    " SELECT d.id, d.webhook_id, o.value ->> 1, o.value ->> 2, o.value ->> 3,"
+                    " o.value ->> 4, o.value ->> 5 FROM json_each(?) AS o"
+                    " JOIN webhook_deliveries AS d ON d.id = o.value ->> 0",
+                    (rows,),
+                )
+                # Only the newest claim decides: an attempt whose claim lapsed was retried.
+                await self._db.execute(
+                    "UPDATE webhook_deliveries SET state = o.value ->> 6,"
+                    " due_at = coalesce(o.value ->> 7, webhook_deliveries.due_at)"
+                    " FROM json_each(?) AS o WHERE webhook_deliveries.id = o.value ->> 0"
+                    " AND webhook_deliveries.attempts = o.value ->> 1"
+                    " AND webhook_deliveries.state = 'pending'",
+                    (rows,),
+                )
+
+        await self._write(record)
+
+    async def webhook_attempts(
+        self, id: str, owner: str, *, limit: int
+    ) -> list[RecordedAttempt] | None:
+        if not await self._read("SELECT 1 FROM webhooks WHERE id = ? AND owner = ?", (id, owner)):
+            return None
+        rows = await self._read(
+            "SELECT e.id, e.type, a.attempt, a.attempted_at, a.duration_ms, a.status_code,"
+            " a.error, d.state, d.due_at FROM webhook_attempts AS a"
+            " JOIN webhook_deliveries AS d ON d.id = a.delivery_id"
+            " JOIN events AS e ON e.seq = d.event_seq"
+            " WHERE a.webhook_id = ? ORDER BY a.id DESC LIMIT ?",
+            (id, limit),
+        )
+        return [
+            RecordedAttempt(
+                event_id=row[0],
+                event_type=row[1],
+                attempt=row[2],
+                attempted_at=datetime.fromisoformat(row[3]),
+                duration=row[4] / 1000,
+                status_code=row[5],
+                error=row[6],
+                state=row[7],
+                next_attempt_at=datetime.fromisoformat(row[8]) if row[7] == "pending" else None,
+            )
+            for row in rows
+        ]
 
     async def count_by_status(self) -> dict[Status, int]:
         # A scan of the covering (status, seq) index, not the table; once per scrape.

@@ -12,7 +12,8 @@ from typing import Literal, Protocol
 from uuid import UUID, uuid4
 
 from lendo_api.timestamps import now
-from lendo_api.webhooks import StoredWebhook
+from lendo_api.webhooks.deliveries import AttemptOutcome, DueDelivery, RecordedAttempt
+from lendo_api.webhooks.registrations import StoredWebhook
 from lendo_streams import FinalStatus
 
 Status = Literal["pending", "completed", "rejected", "failed"]
@@ -259,7 +260,10 @@ class ApplicationStore(Protocol):
         ...
 
     async def delete_webhook(self, id: str, owner: str) -> bool:
-        """Forget the webhook with this id, if ``owner`` registered it; whether it did."""
+        """Forget the webhook with this id and its deliveries, if ``owner`` registered it.
+
+        Returns whether it did.
+        """
         ...
 
     async def rotate_webhook_secret(
@@ -269,6 +273,33 @@ class ApplicationStore(Protocol):
 
         ``None`` if ``owner`` registered no webhook with this id.
         """
+        ...
+
+    async def claim_deliveries(
+        self, *, limit: int, per_webhook: int, skip_webhooks: Sequence[str], claim_for: timedelta
+    ) -> list[DueDelivery]:
+        """Claim up to ``limit`` due deliveries, at most ``per_webhook`` of each webhook.
+
+        None of the webhooks in ``skip_webhooks`` (those the caller has enough
+        of in flight). Each claimed delivery counts an attempt and is due again
+        only after ``claim_for``: no other dispatcher takes it meanwhile, and
+        if the claimer dies it is attempted again once the claim lapses.
+        """
+        ...
+
+    async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
+        """Record these attempts and what becomes of their deliveries, in one transaction.
+
+        An attempt whose claim lapsed (the delivery was claimed again since) is
+        recorded but leaves the delivery to the newer claim; one of a delivery
+        whose webhook is gone is not recorded.
+        """
+        ...
+
+    async def webhook_attempts(
+        self, id: str, owner: str, *, limit: int
+    ) -> list[RecordedAttempt] | None:
+        """The webhook's newest ``limit`` attempts, newest first; ``None`` unless ``owner``'s."""
         ...
 
     async def count_by_status(self) -> dict[Status, int]:

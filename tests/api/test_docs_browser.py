@@ -42,6 +42,7 @@ OPERATIONS = [
     ("GET", "/api/webhooks/{id}", "Read a webhook"),
     ("DELETE", "/api/webhooks/{id}", "Delete a webhook"),
     ("POST", "/api/webhooks/{id}/rotate-secret", "Rotate a webhook's signing secret"),
+    ("GET", "/api/webhooks/{id}/deliveries", "List a webhook's delivery attempts"),
     ("GET", "/healthz", "Health check"),
     ("GET", "/readyz", "Readiness check"),
     ("GET", "/metrics", "Prometheus metrics"),

@@ -20,7 +20,7 @@ from lendo_api.models import Application
 from lendo_api.postgres_store import PostgresStore
 from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import StoredApplication
-from lendo_api.webhooks import StoredWebhook
+from lendo_api.webhooks.registrations import StoredWebhook
 
 ROOT = Path(__file__).parent.parent.parent
 MIGRATIONS = ROOT / "src" / "lendo_api" / "migrations"
@@ -140,6 +140,7 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         ("0002.failed",),
         ("0003.events",),
         ("0004.webhooks",),
+        ("0005.deliveries",),
     ]
 
 

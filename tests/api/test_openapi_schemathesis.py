@@ -30,7 +30,7 @@ from lendo_local.redis_server import free_port
 
 API_KEY = "schemathesis-key-5b1e"
 EXAMPLES = int(os.environ.get("LENDO_SCHEMATHESIS_EXAMPLES", "10"))
-OPERATIONS = 22  # 9 GETs, their HEADs, the two creates, the rotation and the delete
+OPERATIONS = 24  # 10 GETs, their HEADs, the two creates, the rotation and the delete
 # Read by schemathesis from its working directory.
 CONFIG = """
 [[operations]]

@@ -23,6 +23,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from lendo_api.models import (
     Application,
     ApplicationPage,
+    DeliveryAttemptList,
     Event,
     EventList,
     Health,
@@ -34,7 +35,7 @@ from lendo_api.models import (
     Webhook,
     WebhookList,
 )
-from lendo_api.webhook_targets import allowed_hosts_pattern
+from lendo_api.webhooks.targets import allowed_hosts_pattern
 
 JsonSchema = dict[str, Any]
 
@@ -55,6 +56,7 @@ COMPONENTS: tuple[tuple[type[BaseModel], JsonSchemaMode], ...] = (
     (NewWebhookSecret, "serialization"),
     (WebhookList, "serialization"),
     (RotatedSecret, "serialization"),
+    (DeliveryAttemptList, "serialization"),
     (Health, "serialization"),
     (Problem, "serialization"),
 )

@@ -18,6 +18,8 @@ from lendo_api.models import (
     ApplicationPath,
     ApplicationQuery,
     CreateHeaders,
+    DeliveryAttempt,
+    DeliveryAttemptList,
     Event,
     EventList,
     EventsHeaders,
@@ -502,6 +504,57 @@ ROTATE_WEBHOOK_SECRET = docs(
                 id=_WEBHOOK.id,
                 secret=_SECRET,
                 previous_secret_expires_at=datetime(2025, 3, 15, 9, 26, 53, tzinfo=UTC),
+            ),
+        ),
+        401: _UNAUTHORIZED,
+        404: _WEBHOOK_NOT_FOUND,
+        422: _NOT_A_WEBHOOK_ID,
+        500: _SERVER_ERROR,
+    },
+)
+
+LIST_WEBHOOK_DELIVERIES = docs(
+    tags=_WEBHOOK_TAGS,
+    operation_id="listWebhookDeliveries",
+    summary="List a webhook's delivery attempts",
+    description=(
+        "The webhook's newest 100 delivery attempts, newest first: which event, the "
+        "receiver's status code or why there was none, how long it took, and when the "
+        "delivery is attempted next. A delivery ends with a 2xx answer; any other answer, "
+        "no answer within 10 s or a refused connection is retried after each delay of "
+        "the server's retry schedule (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), "
+        "then marked failed."
+    ),
+    security=_SECURED,
+    parameters=[*parameters(WebhookPath, "path"), REQUEST_ID_PARAMETER],
+    responses={
+        200: json_response_object(
+            "The attempts, newest first.",
+            DeliveryAttemptList(
+                items=[
+                    DeliveryAttempt(
+                        event_id=_COMPLETED_EVENT.id,
+                        event_type="application.completed",
+                        attempt=2,
+                        attempted_at=datetime(2025, 3, 14, 9, 27, 9, 40000, tzinfo=UTC),
+                        status_code=200,
+                        error=None,
+                        duration_ms=41.7,
+                        delivery_state="delivered",
+                        next_attempt_at=None,
+                    ),
+                    DeliveryAttempt(
+                        event_id=_COMPLETED_EVENT.id,
+                        event_type="application.completed",
+                        attempt=1,
+                        attempted_at=datetime(2025, 3, 14, 9, 27, 4, 20000, tzinfo=UTC),
+                        status_code=503,
+                        error=None,
+                        duration_ms=12.3,
+                        delivery_state="delivered",
+                        next_attempt_at=None,
+                    ),
+                ]
             ),
         ),
         401: _UNAUTHORIZED,

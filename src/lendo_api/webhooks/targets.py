@@ -1,11 +1,14 @@
-"""Which URLs a webhook may send to: the egress rules, checked at registration.
+"""Which URLs a webhook may send to: the egress rules, checked at registration and delivery.
 
 Only http(s) URLs; with an allow-list (``LENDO_WEBHOOK_ALLOWED_HOSTS``) only
 its hosts, matched as the served OpenAPI document's URL pattern states; and,
 unless private targets are allowed, only hosts whose every address is public:
 loopback, private, link-local (cloud metadata among them), shared, reserved
 and multicast addresses are refused, so a webhook cannot reach inside the
-network the API runs in.
+network the API runs in. A delivery checks the URL again, and connects only
+to addresses its resolver has checked (:class:`PublicResolver`), so a name
+that resolves differently by then, or between the check and the connection,
+reaches nothing inside either.
 """
 
 import asyncio
@@ -14,6 +17,9 @@ import re
 import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
+
+from aiohttp import ThreadedResolver
+from aiohttp.abc import AbstractResolver, ResolveResult
 
 from lendo_api.models import webhook_url_pattern
 
@@ -47,6 +53,24 @@ class TargetRules:
             if not _public(address):
                 return f"the host {host!r} has the non-public address {address}"
         return None
+
+    def resolver(self) -> AbstractResolver:
+        """The resolver deliveries connect through: only to public addresses, unless allowed."""
+        return ThreadedResolver() if self._allow_private else PublicResolver()
+
+
+class PublicResolver(ThreadedResolver):
+    """The system's resolver, refusing a name that has any non-public address."""
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await super().resolve(host, port, family)
+        for result in results:
+            address = ipaddress.ip_address(result["host"])
+            if not _public(address):
+                raise OSError(f"the host {host!r} has the non-public address {address}")
+        return results
 
 
 async def _addresses(host: str) -> list[IpAddress]:

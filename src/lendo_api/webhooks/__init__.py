@@ -1,0 +1,1 @@
+"""Webhooks: registrations, the egress rules, signing, and the dispatcher that delivers events."""

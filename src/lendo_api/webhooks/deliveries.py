@@ -1,0 +1,90 @@
+"""Deliveries of events to webhooks, as the store hands them out and records their attempts."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from lendo_api.webhooks.registrations import StoredWebhook
+
+DeliveryState = Literal["pending", "delivered", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """One event to send to one webhook, claimed by a dispatcher for one attempt."""
+
+    id: int
+    attempt: int
+    """Which attempt this is, from 1."""
+    event_id: str
+    """The event's id: the ``webhook-id`` header, the same on every attempt."""
+    body: str
+    """The event as clients receive it, sent as it is."""
+    webhook: StoredWebhook
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptOutcome:
+    """What one attempt did, and what becomes of its delivery."""
+
+    delivery_id: int
+    attempt: int
+    attempted_at: datetime
+    duration: float
+    """Seconds from sending to the answer (or to the error)."""
+    status_code: int | None
+    """The receiver's answer; ``None`` if there was none (``error`` says why)."""
+    error: str | None
+    state: DeliveryState
+    """``pending`` while attempts remain, else ``delivered`` or ``failed``."""
+    next_attempt_at: datetime | None
+    """When a ``pending`` delivery is attempted again."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAttempt:
+    """One attempt as ``GET /api/webhooks/{id}/deliveries`` lists it."""
+
+    event_id: str
+    event_type: str
+    attempt: int
+    attempted_at: datetime
+    duration: float
+    status_code: int | None
+    error: str | None
+    state: DeliveryState
+    """Its delivery's state now."""
+    next_attempt_at: datetime | None
+    """When its delivery is attempted next, while it is pending."""
+
+
+def outcome(
+    delivery: DueDelivery,
+    *,
+    attempted_at: datetime,
+    duration: float,
+    status_code: int | None,
+    error: str | None,
+    retry_schedule: Sequence[float],
+) -> AttemptOutcome:
+    """The outcome of an attempt: a 2xx delivers; else the next retry, or failed after the last."""
+    if status_code is not None and 200 <= status_code < 300:
+        state: DeliveryState = "delivered"
+        next_attempt_at = None
+    elif delivery.attempt <= len(retry_schedule):
+        state = "pending"
+        next_attempt_at = attempted_at + timedelta(seconds=retry_schedule[delivery.attempt - 1])
+    else:
+        state = "failed"
+        next_attempt_at = None
+    return AttemptOutcome(
+        delivery_id=delivery.id,
+        attempt=delivery.attempt,
+        attempted_at=attempted_at,
+        duration=duration,
+        status_code=status_code,
+        error=error,
+        state=state,
+        next_attempt_at=next_attempt_at,
+    )
