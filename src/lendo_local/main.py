@@ -31,10 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
 
-    database = os.environ.get("LENDO_DB_PATH", str(args.var / "lendo.sqlite3"))
-    with running_system(
-        args.var, os.environ.get("LENDO_REDIS_URL") or None, env={"LENDO_DB_PATH": database}
-    ) as system:
+    env = {
+        "LENDO_DB_PATH": os.environ.get("LENDO_DB_PATH", str(args.var / "lendo.sqlite3")),
+        # A local run's webhooks go to receivers on this machine (docs/api.md).
+        "LENDO_WEBHOOK_ALLOW_PRIVATE_TARGETS": os.environ.get(
+            "LENDO_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"
+        ),
+    }
+    with running_system(args.var, os.environ.get("LENDO_REDIS_URL") or None, env=env) as system:
         if "LENDO_BANK_URL" not in os.environ:
             system.bank_sim(log="bank-sim")
         api = system.api(port=args.port, log="api")

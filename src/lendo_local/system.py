@@ -43,7 +43,12 @@ _SCALED: tuple[tuple[type[BaseSettings], str, float], ...] = (
     (ApiSettings, "trim_interval", 0.5),
     (ApiSettings, "update_claim_idle", 2.0),
     (ApiSettings, "publish_claim", 1.0),
+    (ApiSettings, "webhook_poll_interval", 0.05),
+    (ApiSettings, "webhook_timeout", 1.0),
+    (ApiSettings, "webhook_claim", 2.5),
 )
+_RETRY_FLOOR = 0.05
+"""The shortest scaled delay before a webhook retry."""
 
 
 def scaled_timings(scale: float) -> dict[str, str]:
@@ -58,6 +63,10 @@ def scaled_timings(scale: float) -> dict[str, str]:
     for settings, field, floor in _SCALED:
         default = settings.model_fields[field].default
         timings[f"LENDO_{field.upper()}"] = f"{max(floor, default / scale):g}"
+    schedule = ApiSettings.model_fields["webhook_retry_schedule"].default
+    timings["LENDO_WEBHOOK_RETRY_SCHEDULE"] = ",".join(
+        f"{max(_RETRY_FLOOR, delay / scale):g}" for delay in schedule
+    )
     return timings
 
 
