@@ -9,12 +9,14 @@ seconds meanwhile, so that proxies keep an idle stream open.
 
 import asyncio
 import contextlib
+import time
 from uuid import UUID
 
 from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from lendo_api.event_feed import EventFeed
+from lendo_api.metrics import STREAM_STARTED
 from lendo_api.request_ids import HEADER as REQUEST_ID_HEADER
 from lendo_api.request_ids import REQUEST_ID
 
@@ -47,6 +49,7 @@ async def stream_events(
     async with sse_response(
         request, headers=headers, sep="\n", ping_interval=PING_INTERVAL
     ) as response:
+        request[STREAM_STARTED] = time.perf_counter()
         gone = asyncio.ensure_future(response.wait())
         try:
             cursor = end if after is None else after

@@ -40,6 +40,9 @@ DURATION_BUCKETS: tuple[float, ...] = tuple(Histogram.DEFAULT_BUCKETS)
 """prometheus_client's default buckets (the last is +Inf), which the histogram has always had."""
 _BUCKET_LABELS = [str(bound) for bound in DURATION_BUCKETS[:-1]] + ["+Inf"]
 
+STREAM_STARTED: "web.RequestKey[float]" = web.RequestKey("stream_started", float)
+"""When a streaming handler began its stream: the request's duration counts to there."""
+
 log = get_logger()
 
 

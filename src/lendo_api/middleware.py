@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from lendo_api.auth import ApiKeyCheck
-from lendo_api.metrics import ApiMetrics
+from lendo_api.metrics import STREAM_STARTED, ApiMetrics
 from lendo_api.problems import problem_response
 from lendo_api.request_ids import HEADER, assign_request_id
 
@@ -44,6 +44,8 @@ def api_middleware(keys: ApiKeyCheck, metrics: ApiMetrics) -> Middleware:
             status = response.status
             return response
         finally:
-            metrics.observe(request, status, time.perf_counter() - started)
+            # A stream (GET /api/events) is timed to its start, not over its whole life.
+            ended = request.get(STREAM_STARTED) or time.perf_counter()
+            metrics.observe(request, status, ended - started)
 
     return around_every_request

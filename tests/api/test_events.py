@@ -1,5 +1,6 @@
 """An application's history, and the event log as server-sent events: replay, narrowing, live."""
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -133,6 +134,30 @@ async def test_a_live_stream_sends_new_events_as_they_are_committed(client: Clie
         "completed",
     )
     assert int(second["id"]) > int(first["id"])
+
+
+async def test_a_stream_counts_in_the_latency_metrics_to_its_start_not_its_end(
+    client: Client,
+) -> None:
+    held = 0.5
+    response = await client.get("/api/events")
+    assert response.status == 200
+    await asyncio.sleep(held)
+    response.close()
+
+    metrics = ""
+    route = 'route="/api/events"'
+    async with asyncio.timeout(5):
+        while (
+            f'lendo_api_http_request_duration_seconds_count{{method="GET",{route}}}' not in metrics
+        ):
+            metrics = await (await client.get("/metrics")).text()
+    [total] = [
+        float(line.split()[-1])
+        for line in metrics.splitlines()
+        if line.startswith("lendo_api_http_request_duration_seconds_sum") and route in line
+    ]
+    assert total < held
 
 
 @pytest.mark.parametrize(
