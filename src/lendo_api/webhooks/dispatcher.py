@@ -28,6 +28,8 @@ from lendo_runtime.logs import get_logger
 from lendo_runtime.stopping import StopSignal
 
 USER_AGENT = "lendo-webhooks/1"
+DRAINED_BODY = 64 * 1024
+"""An answer's body up to this size is read (and ignored), so its connection is kept for reuse."""
 
 log = get_logger()
 
@@ -144,6 +146,8 @@ class WebhookDispatcher:
             webhook.id, asyncio.Semaphore(self._settings.endpoint_concurrency)
         )
         async with slots:
+            if self._stop.is_set():
+                return  # not attempted: the claim lapses and a running dispatcher sends it
             attempted_at = now()
             started = time.perf_counter()
             status_code, error = await self._send(session, delivery)
@@ -177,15 +181,18 @@ class WebhookDispatcher:
         refusal = await self._targets.refusal(url)
         if refusal is not None:
             return None, f"refused: {refusal}"
-        headers = signed_headers(delivery.webhook, delivery.event_id, delivery.body, now())
         try:
+            headers = signed_headers(delivery.webhook, delivery.event_id, delivery.body, now())
             async with session.post(
                 url, data=delivery.body.encode(), headers=headers, allow_redirects=False
             ) as response:
+                length = response.content_length
+                if length is not None and length <= DRAINED_BODY:
+                    await response.read()
                 return response.status, None
         except TimeoutError:
             return None, f"no answer within {self._settings.timeout:g} s"
-        except aiohttp.ClientError as error:
+        except (aiohttp.ClientError, OSError, ValueError) as error:
             return None, f"{type(error).__name__}: {error}"
 
     def _count(self, delivery: DueDelivery, result: AttemptOutcome) -> None:
