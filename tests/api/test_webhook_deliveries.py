@@ -120,7 +120,7 @@ async def test_each_event_is_posted_signed_as_the_log_has_it(
         headers = delivered[event["id"]].headers
         assert headers["content-type"] == "application/json"
         assert abs(int(headers["webhook-timestamp"]) - datetime.now(UTC).timestamp()) < 60
-    listed = await attempts(client, webhook["id"])
+    listed = await attempts(client, webhook["id"], settled(2))
     assert {
         (a["event_id"], a["attempt"], a["status_code"], a["delivery_state"]) for a in listed
     } == {(event["id"], 1, 204, "delivered") for event in events}
