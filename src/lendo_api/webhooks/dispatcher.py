@@ -178,7 +178,7 @@ class WebhookDispatcher:
     ) -> tuple[int | None, str | None]:
         """The receiver's status code, or why there is none."""
         url = delivery.webhook.url
-        refusal = await self._targets.refusal(url)
+        refusal = self._targets.refusal_at_delivery(url)
         if refusal is not None:
             return None, f"refused: {refusal}"
         try:

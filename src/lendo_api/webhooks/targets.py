@@ -12,6 +12,7 @@ reaches nothing inside either.
 """
 
 import asyncio
+import errno
 import ipaddress
 import re
 import socket
@@ -39,20 +40,35 @@ class TargetRules:
         self._allow_private = allow_private
 
     async def refusal(self, url: str) -> str | None:
-        """Why ``url`` (already matching the model's pattern) may not be a target; else None."""
+        """Why ``url`` (already matching the model's pattern) may not be a target; else None.
+
+        For a registration: the host's every address is looked up and checked.
+        """
+        refused = self.refusal_at_delivery(url)
+        if refused is not None or self._allow_private:
+            return refused
+        host = urlsplit(url).hostname or ""
+        try:
+            addresses = await _addresses(host)
+        except (OSError, ValueError):
+            return f"the host {host!r} does not resolve"
+        return next((_non_public(host, a) for a in addresses if not _public(a)), None)
+
+    def refusal_at_delivery(self, url: str) -> str | None:
+        """Why ``url`` may not be sent to now, as far as it tells without resolving its host.
+
+        A host name is checked as it is connected to, by :meth:`resolver`'s answers.
+        """
         if self._allowed is not None and not self._allowed.fullmatch(url):
             return "the host is not one this server may send to (LENDO_WEBHOOK_ALLOWED_HOSTS)"
         if self._allow_private:
             return None
         host = urlsplit(url).hostname or ""
         try:
-            addresses = await _addresses(host)
-        except (OSError, ValueError):
-            return f"the host {host!r} does not resolve"
-        for address in addresses:
-            if not _public(address):
-                return f"the host {host!r} has the non-public address {address}"
-        return None
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        return None if _public(address) else _non_public(host, address)
 
     def resolver(self) -> AbstractResolver:
         """The resolver deliveries connect through: only to public addresses, unless allowed."""
@@ -69,7 +85,8 @@ class PublicResolver(ThreadedResolver):
         for result in results:
             address = ipaddress.ip_address(result["host"])
             if not _public(address):
-                raise OSError(f"the host {host!r} has the non-public address {address}")
+                # With an errno, aiohttp's connection error keeps the reason in its message.
+                raise OSError(errno.EACCES, _non_public(host, address))
         return results
 
 
@@ -81,6 +98,10 @@ async def _addresses(host: str) -> list[IpAddress]:
         pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     return [ipaddress.ip_address(info[4][0]) for info in infos]
+
+
+def _non_public(host: str, address: IpAddress) -> str:
+    return f"the host {host!r} has the non-public address {address}"
 
 
 def _public(address: IpAddress) -> bool:
