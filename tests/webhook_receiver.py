@@ -41,6 +41,8 @@ class WebhookReceiver:
         self.answer = answer or always(204)
         self.delay = delay
         """Seconds to wait before answering: a slow receiver."""
+        self.headers: dict[str, str] = {}
+        """Headers of every answer."""
         self.received: list[Received] = []
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -90,4 +92,4 @@ class WebhookReceiver:
         self.received.append(Received(headers, body, status, time.monotonic()))
         async with self._arrived:
             self._arrived.notify_all()
-        return web.Response(status=status)
+        return web.Response(status=status, headers=self.headers)

@@ -150,6 +150,12 @@ class ApiMetrics:
             )
             seconds.add_metric([], dispatcher.stats.seconds)
             yield seconds
+            dispatch_rounds = CounterMetricFamily(
+                "lendo_api_webhook_dispatch_rounds",
+                "Looks of this process's webhook dispatcher for due deliveries; flat means stuck.",
+            )
+            dispatch_rounds.add_metric([], dispatcher.stats.rounds)
+            yield dispatch_rounds
 
         self.registry.register(Snapshot(read))
 

@@ -177,6 +177,26 @@ async def test_after_the_last_retry_a_delivery_is_failed_logged_and_counted(
     assert 'lendo_api_webhook_attempts_total{outcome="retried"} 3.0' in metrics
 
 
+async def test_a_redirect_is_not_followed_but_a_failed_attempt(
+    aiohttp_client: AiohttpClient, settings: ApiSettings, redis: Redis, receiver: WebhookReceiver
+) -> None:
+    elsewhere = WebhookReceiver()
+    await elsewhere.start()
+    try:
+        receiver.answer = always(307)
+        receiver.headers = {"Location": elsewhere.url}
+        client = await api(aiohttp_client, settings, webhook_retry_schedule=())
+        webhook = await register(client, receiver.url, events=["application.created"])
+
+        await create(client)
+
+        [attempt] = await attempts(client, webhook["id"], settled(1))
+        assert (attempt["status_code"], attempt["delivery_state"]) == (307, "failed")
+        assert elsewhere.received == []
+    finally:
+        await elsewhere.stop()
+
+
 async def test_no_answer_in_time_is_a_failed_attempt(
     aiohttp_client: AiohttpClient, settings: ApiSettings, redis: Redis, receiver: WebhookReceiver
 ) -> None:

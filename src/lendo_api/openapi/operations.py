@@ -520,10 +520,10 @@ LIST_WEBHOOK_DELIVERIES = docs(
     description=(
         "The webhook's newest 100 delivery attempts, newest first: which event, the "
         "receiver's status code or why there was none, how long it took, and when the "
-        "delivery is attempted next. A delivery ends with a 2xx answer; any other answer, "
-        "no answer within 10 s or a refused connection is retried after each delay of "
-        "the server's retry schedule (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), "
-        "then marked failed."
+        "delivery is attempted next. A delivery ends with a 2xx answer; any other answer "
+        "(redirects are not followed), no answer within the server's timeout (by default "
+        "10 s) or a refused connection is retried after each delay of the server's retry "
+        "schedule (by default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h), then marked failed."
     ),
     security=_SECURED,
     parameters=[*parameters(WebhookPath, "path"), REQUEST_ID_PARAMETER],

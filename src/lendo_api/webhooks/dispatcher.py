@@ -19,7 +19,7 @@ import aiohttp
 
 from lendo_api.event_feed import EventFeed
 from lendo_api.store import ApplicationStore
-from lendo_api.timestamps import now
+from lendo_api.timestamps import now, timestamp_text
 from lendo_api.webhooks.deliveries import AttemptOutcome, DueDelivery, outcome
 from lendo_api.webhooks.signing import signed_headers
 from lendo_api.webhooks.targets import TargetRules
@@ -54,6 +54,8 @@ class DispatchStats:
     """By outcome: ``delivered``, ``retried`` (failed, tried again later), ``failed`` (given up)."""
     seconds: float = 0.0
     """The time all those attempts took."""
+    rounds: int = 0
+    """Looks for due deliveries; flat means the dispatcher is stuck."""
 
 
 class WebhookDispatcher:
@@ -109,6 +111,7 @@ class WebhookDispatcher:
 
     async def _claim(self) -> list[DueDelivery]:
         settings = self._settings
+        self.stats.rounds += 1
         free = settings.concurrency - len(self._in_flight)
         if free <= 0:
             return []
@@ -211,7 +214,12 @@ class WebhookDispatcher:
         if result.state == "failed":
             log.error("webhook_delivery_failed", **fields)
         else:
-            log.info("webhook_attempt_failed", next_attempt_at=result.next_attempt_at, **fields)
+            assert result.next_attempt_at is not None, "a pending delivery has its next attempt"
+            log.info(
+                "webhook_attempt_failed",
+                next_attempt_at=timestamp_text(result.next_attempt_at),
+                **fields,
+            )
 
     async def _record(self, outcomes: list[AttemptOutcome]) -> list[None]:
         await self._store.record_attempts(outcomes)
