@@ -437,7 +437,8 @@ class PostgresStore:
             # Only the newest claim decides: an attempt whose claim lapsed was retried.
             await connection.execute(
                 "UPDATE webhook_deliveries AS d SET state = o.state,"
-                " due_at = coalesce(o.next_attempt_at, d.due_at)"
+                " due_at = coalesce(o.next_attempt_at, d.due_at),"
+                " finished_at = CASE WHEN o.state <> 'pending' THEN $5::timestamptz END"
                 " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[])"
                 " AS o (delivery_id, attempt, state, next_attempt_at)"
                 " WHERE d.id = o.delivery_id AND d.attempts = o.attempt AND d.state = 'pending'",
@@ -445,7 +446,16 @@ class PostgresStore:
                 columns[1],
                 columns[6],
                 columns[7],
+                now(),
             )
+
+    async def purge_deliveries(self, *, older_than: timedelta) -> int:
+        # Their attempts go with them (ON DELETE CASCADE).
+        async with self._connection() as connection:
+            done = await connection.execute(
+                "DELETE FROM webhook_deliveries WHERE finished_at < $1", now() - older_than
+            )
+        return int(done.split()[-1])
 
     async def webhook_attempts(
         self, id: str, owner: str, *, limit: int

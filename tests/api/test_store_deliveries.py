@@ -5,14 +5,20 @@ import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
 from lendo_api.postgres_store import PostgresStore
+from lendo_api.publisher import SubmissionPublisher
+from lendo_api.reconciler import Reconciler
+from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import ApplicationStore, StatusChange
 from lendo_api.timestamps import now
 from lendo_api.webhooks.deliveries import AttemptOutcome, DeliveryState, DueDelivery
 from lendo_api.webhooks.registrations import StoredWebhook, new_webhook
+from lendo_streams import StreamNames
 from tests.api.helpers import OpenStore
 
 HOUR = timedelta(hours=1)
@@ -297,3 +303,62 @@ async def test_two_replicas_claiming_at_once_never_take_the_same_delivery(
             await replica.close()
 
     assert len(taken) == len(set(taken)) == 120
+
+
+async def test_purging_forgets_finished_deliveries_and_their_attempts_never_pending_ones(
+    store: ApplicationStore,
+) -> None:
+    webhook = await hook(store)
+    for _ in range(3):
+        await create(store)
+    delivered, failed, pending = await claim(store)
+    await store.record_attempts(
+        [
+            attempted(delivered, "delivered"),
+            attempted(failed, "failed", status_code=410),
+            attempted(pending, "pending", status_code=503, next_attempt_at=now() + HOUR),
+        ]
+    )
+
+    kept = await store.purge_deliveries(older_than=HOUR)
+    purged = await store.purge_deliveries(older_than=timedelta(0))
+    again = await store.purge_deliveries(older_than=timedelta(0))
+
+    assert (kept, purged, again) == (0, 2, 0)
+    attempts = await store.webhook_attempts(webhook.id, "", limit=10)
+    assert attempts is not None
+    assert [(a.event_id, a.state) for a in attempts] == [(pending.event_id, "pending")]
+    # A delivery that finishes later is purged in its turn.
+    await store.record_attempts([attempted(pending, "delivered")])
+    assert await store.purge_deliveries(older_than=timedelta(0)) == 1
+    assert await store.webhook_attempts(webhook.id, "", limit=10) == []
+
+
+async def test_each_reconciler_round_purges_finished_deliveries(
+    redis: Redis, streams: StreamNames, tmp_path: Path
+) -> None:
+    store = await SqliteStore.open(tmp_path / "store.sqlite3")
+    try:
+        webhook = await hook(store)
+        await create(store)
+        [delivery] = await claim(store)
+        await store.record_attempts([attempted(delivery, "delivered")])
+        reconciler = Reconciler(
+            store,
+            SubmissionPublisher(redis, streams.applications, store),
+            interval=3600,
+            republish_after=3600,
+            batch=10,
+            keep_keys_for=HOUR,
+            keep_deliveries_for=timedelta(0),
+        )
+        running = asyncio.create_task(reconciler.run())
+        async with asyncio.timeout(10):
+            while reconciler.rounds == 0:  # noqa: ASYNC110 - a counter, no event to wait on
+                await asyncio.sleep(0.01)
+        reconciler.stop()
+        await running
+
+        assert await store.webhook_attempts(webhook.id, "", limit=10) == []
+    finally:
+        await store.close()
