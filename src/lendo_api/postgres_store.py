@@ -423,6 +423,14 @@ class PostgresStore:
             [o.next_attempt_at for o in outcomes],
         )
         async with self._connection() as connection, connection.transaction():
+            # Lock the deliveries first, in id order: one whose webhook a concurrent delete
+            # removes is then skipped, not a foreign key error failing the whole batch,
+            # and two batches sharing deliveries lock them in one order, never deadlocking.
+            await connection.execute(
+                "SELECT id FROM webhook_deliveries WHERE id = ANY($1::bigint[])"
+                " ORDER BY id FOR NO KEY UPDATE",
+                columns[0],
+            )
             await connection.execute(
                 "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt, attempted_at,"
                 " duration_ms, status_code, error)"

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
@@ -139,15 +140,16 @@ async def test_a_claimed_delivery_comes_back_with_the_next_attempt_once_its_clai
 ) -> None:
     await hook(store)
     await create(store)
+    await create(store)
 
-    [first] = await claim(store, claim_for=timedelta(seconds=0.2))
-    meanwhile = await claim(store)
-    await asyncio.sleep(0.25)
+    [held] = await claim(store, limit=1, claim_for=HOUR)
+    # A claim that lapses at once stands for one whose claimer died long ago.
+    [lapsing] = await claim(store, limit=1, claim_for=timedelta(0))
     [again] = await claim(store)
 
-    assert meanwhile == []
-    assert (again.id, again.event_id, again.attempt) == (first.id, first.event_id, 2)
-    assert first.attempt == 1
+    assert (held.attempt, lapsing.attempt) == (1, 1)
+    assert held.id != lapsing.id
+    assert (again.id, again.event_id, again.attempt) == (lapsing.id, lapsing.event_id, 2)
 
 
 async def test_an_attempt_of_a_lapsed_claim_is_recorded_but_the_newer_claim_decides(
@@ -362,3 +364,37 @@ async def test_each_reconciler_round_purges_finished_deliveries(
         assert await store.webhook_attempts(webhook.id, "", limit=10) == []
     finally:
         await store.close()
+
+
+async def test_an_attempt_recorded_while_its_webhook_is_deleted_is_dropped_not_failed(
+    database_url: str,
+) -> None:
+    store = await PostgresStore.open(database_url, min_size=1, max_size=4, claim_for=HOUR)
+    deleting = await asyncpg.connect(database_url)
+    try:
+        gone, kept = await hook(store), await hook(store)
+        await create(store)
+        claimed = await claim(store)
+        deletion = deleting.transaction()
+        await deletion.start()
+        await deleting.execute("DELETE FROM webhooks WHERE id = $1", gone.id)
+        recording = asyncio.create_task(
+            store.record_attempts([attempted(d, "delivered") for d in claimed])
+        )
+        async with asyncio.timeout(10):
+            # Until the recording waits for the deletion's lock.
+            while not await deleting.fetchval(  # noqa: ASYNC110 - the server is polled
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            ):
+                await asyncio.sleep(0.01)
+        await deletion.commit()
+        await recording
+
+        attempts = await store.webhook_attempts(kept.id, "", limit=10)
+    finally:
+        await deleting.close()
+        await store.close()
+
+    assert attempts is not None
+    assert [a.state for a in attempts] == ["delivered"]
