@@ -9,7 +9,7 @@ import uuid
 import zipfile
 from contextlib import closing
 from dataclasses import fields
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
@@ -338,3 +338,48 @@ async def test_deliveries_finished_before_0006_age_from_their_last_attempt(
         attempts = db.execute("SELECT delivery_id FROM webhook_attempts").fetchall()
     assert left == [(2,), (3,)]
     assert attempts == [(2,), (2,)]
+
+
+async def test_postgresql_deliveries_finished_before_0006_age_from_their_last_attempt(
+    database_url: str,
+) -> None:
+    yoyo_url = "postgresql+psycopg" + database_url.removeprefix("postgresql")
+    with get_backend(yoyo_url) as backend, backend.lock():
+        older = read_migrations(str(MIGRATIONS / "postgresql")).filter(lambda m: m.id < "0006")
+        backend.apply_migrations(backend.to_apply(older))
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO webhooks VALUES ('wh_1', '', 'http://127.0.0.1:9/', '{}', 's', NULL,"
+            " NULL, '2026-01-01T00:00:00Z')"
+        )
+        await connection.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, event_seq, state, attempts, due_at)"
+            " SELECT 'wh_1', 1, state, 1, '2026-01-01T00:01:00Z'"
+            " FROM unnest('{delivered,failed,pending,delivered}'::text[]) AS s (state)"
+        )
+        await connection.execute(
+            "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt, attempted_at,"
+            " duration_ms) SELECT d, 'wh_1', 1, t, 1.0"
+            " FROM unnest('{1,2,2}'::bigint[], $1::timestamptz[]) AS a (d, t)",
+            [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), now()],
+        )
+    finally:
+        await connection.close()
+
+    store = await PostgresStore.open(database_url, min_size=1, max_size=1, claim_for=timedelta(1))
+    try:
+        purged = await store.purge_deliveries(older_than=timedelta(hours=1))
+    finally:
+        await store.close()
+
+    # 1 finished long ago; 4 has no attempt, so its last due time counts; 2 tried just now.
+    assert purged == 2
+    connection = await asyncpg.connect(database_url)
+    try:
+        left = await connection.fetch("SELECT id FROM webhook_deliveries ORDER BY id")
+        attempts = await connection.fetch("SELECT delivery_id FROM webhook_attempts")
+    finally:
+        await connection.close()
+    assert [row["id"] for row in left] == [2, 3]
+    assert [row["delivery_id"] for row in attempts] == [2, 2]
