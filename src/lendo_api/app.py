@@ -121,6 +121,7 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         republish_after=settings.republish_after,
         batch=settings.reconcile_batch,
         keep_keys_for=keep_keys_for,
+        keep_deliveries_for=timedelta(seconds=settings.webhook_keep_deliveries),
     )
     consumer = UpdateConsumer(
         redis,

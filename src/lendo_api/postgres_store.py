@@ -423,6 +423,14 @@ class PostgresStore:
             [o.next_attempt_at for o in outcomes],
         )
         async with self._connection() as connection, connection.transaction():
+            # Lock the deliveries first, in id order: one whose webhook a concurrent delete
+            # removes is then skipped, not a foreign key error failing the whole batch,
+            # and two batches sharing deliveries lock them in one order, never deadlocking.
+            await connection.execute(
+                "SELECT id FROM webhook_deliveries WHERE id = ANY($1::bigint[])"
+                " ORDER BY id FOR NO KEY UPDATE",
+                columns[0],
+            )
             await connection.execute(
                 "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt, attempted_at,"
                 " duration_ms, status_code, error)"
@@ -437,7 +445,8 @@ class PostgresStore:
             # Only the newest claim decides: an attempt whose claim lapsed was retried.
             await connection.execute(
                 "UPDATE webhook_deliveries AS d SET state = o.state,"
-                " due_at = coalesce(o.next_attempt_at, d.due_at)"
+                " due_at = coalesce(o.next_attempt_at, d.due_at),"
+                " finished_at = CASE WHEN o.state <> 'pending' THEN $5::timestamptz END"
                 " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[])"
                 " AS o (delivery_id, attempt, state, next_attempt_at)"
                 " WHERE d.id = o.delivery_id AND d.attempts = o.attempt AND d.state = 'pending'",
@@ -445,7 +454,16 @@ class PostgresStore:
                 columns[1],
                 columns[6],
                 columns[7],
+                now(),
             )
+
+    async def purge_deliveries(self, *, older_than: timedelta) -> int:
+        # Their attempts go with them (ON DELETE CASCADE).
+        async with self._connection() as connection:
+            done = await connection.execute(
+                "DELETE FROM webhook_deliveries WHERE finished_at < $1", now() - older_than
+            )
+        return int(done.split()[-1])
 
     async def webhook_attempts(
         self, id: str, owner: str, *, limit: int

@@ -1,6 +1,6 @@
 """The API's periodic sweep: publish what creation could not, and what went quiet.
 
-The same sweep forgets expired idempotency keys, the one other record that ages out.
+The same sweep forgets what ages out: expired idempotency keys, finished webhook deliveries.
 """
 
 from collections.abc import Awaitable
@@ -24,8 +24,10 @@ class Reconciler:
     commit and the XADD. Quiet: published more than ``republish_after`` ago and
     still pending, because Redis lost the entry or no poller finished it.
 
-    Each round also purges idempotency keys older than ``keep_keys_for``;
-    the store already ignores them, so purging late is harmless.
+    Each round also purges idempotency keys older than ``keep_keys_for``
+    (the store already ignores them, so purging late is harmless), and
+    webhook deliveries finished more than ``keep_deliveries_for`` ago (none
+    when ``None``).
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class Reconciler:
         republish_after: float,
         batch: int,
         keep_keys_for: timedelta,
+        keep_deliveries_for: timedelta | None = None,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -44,6 +47,7 @@ class Reconciler:
         self._republish_after = timedelta(seconds=republish_after)
         self._batch = batch
         self._keep_keys_for = keep_keys_for
+        self._keep_deliveries_for = keep_deliveries_for
         self._stop = StopSignal()
         self.published = 0
         """Applications the sweeps published (again) since start, for metrics."""
@@ -56,6 +60,7 @@ class Reconciler:
             published = await _logging_failures(self.sweep(), "outbox_sweep_failed")
             # Apart from the outbox, so that keys expire even while Redis is down.
             await _logging_failures(self.purge(), "idempotency_purge_failed")
+            await _logging_failures(self.purge_deliveries(), "delivery_purge_failed")
             self.rounds += 1
             if published < self._batch:
                 await self._stop.sleep(self._interval)
@@ -69,6 +74,15 @@ class Reconciler:
         purged = await self._store.purge_idempotency_keys(older_than=self._keep_keys_for)
         if purged:
             log.info("idempotency_keys_purged", count=purged)
+        return purged
+
+    async def purge_deliveries(self) -> int:
+        """Forget deliveries finished more than ``keep_deliveries_for`` ago; return how many."""
+        if self._keep_deliveries_for is None:
+            return 0
+        purged = await self._store.purge_deliveries(older_than=self._keep_deliveries_for)
+        if purged:
+            log.info("webhook_deliveries_purged", count=purged)
         return purged
 
     async def republish_pending(self) -> int:

@@ -181,6 +181,11 @@ class ApiSettings(RedisSettings):
         "another sends it after this. Above twice LENDO_WEBHOOK_TIMEOUT: a delivery may wait "
         "for one attempt of its webhook before its own.",
     )
+    webhook_keep_deliveries: PositiveFloat = Field(
+        default=7 * 24 * 3600.0,
+        description="How long, in seconds, a delivered or failed webhook delivery and its "
+        "attempts stay listed under /api/webhooks/{id}/deliveries; pending ones are kept.",
+    )
     fault_crash_after_commit: float = Field(
         default=0.0,
         ge=0,

@@ -463,14 +463,32 @@ class SqliteStore:
                 # Only the newest claim decides: an attempt whose claim lapsed was retried.
                 await self._db.execute(
                     "UPDATE webhook_deliveries SET state = o.value ->> 6,"
-                    " due_at = coalesce(o.value ->> 7, webhook_deliveries.due_at)"
+                    " due_at = coalesce(o.value ->> 7, webhook_deliveries.due_at),"
+                    " finished_at = CASE WHEN o.value ->> 6 <> 'pending' THEN ? END"
                     " FROM json_each(?) AS o WHERE webhook_deliveries.id = o.value ->> 0"
                     " AND webhook_deliveries.attempts = o.value ->> 1"
                     " AND webhook_deliveries.state = 'pending'",
-                    (rows,),
+                    (timestamp_text(now()), rows),
                 )
 
         await self._write(record)
+
+    async def purge_deliveries(self, *, older_than: timedelta) -> int:
+        before = timestamp_text(now() - older_than)
+
+        async def purge() -> int:
+            async with self._transaction():
+                await self._db.execute(
+                    "DELETE FROM webhook_attempts WHERE delivery_id IN"
+                    " (SELECT id FROM webhook_deliveries WHERE finished_at < ?)",
+                    (before,),
+                )
+                cursor = await self._db.execute(
+                    "DELETE FROM webhook_deliveries WHERE finished_at < ?", (before,)
+                )
+                return cursor.rowcount
+
+        return await self._write(purge)
 
     async def webhook_attempts(
         self, id: str, owner: str, *, limit: int

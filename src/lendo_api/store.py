@@ -296,6 +296,14 @@ class ApplicationStore(Protocol):
         """
         ...
 
+    async def purge_deliveries(self, *, older_than: timedelta) -> int:
+        """Forget deliveries that finished (delivered or failed) more than ``older_than`` ago.
+
+        Their attempts go with them; pending deliveries are kept however old.
+        Returns how many deliveries.
+        """
+        ...
+
     async def webhook_attempts(
         self, id: str, owner: str, *, limit: int
     ) -> list[RecordedAttempt] | None:

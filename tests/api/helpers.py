@@ -1,12 +1,17 @@
-"""What the API tests share: how many rows the API's database holds."""
+"""What the API tests share: how many rows the API's database holds, how to open a store."""
 
 import sqlite3
+from collections.abc import Awaitable, Callable
 from contextlib import closing
 
 import psycopg
 from psycopg import sql
 
 from lendo_api.settings import ApiSettings
+from lendo_api.store import ApplicationStore
+
+OpenStore = Callable[[], Awaitable[ApplicationStore]]
+"""Opens one more store on the test's database (the ``open_store`` fixture)."""
 
 
 def count(settings: ApiSettings, table: str = "applications") -> int:

@@ -9,10 +9,11 @@ import uuid
 import zipfile
 from contextlib import closing
 from dataclasses import fields
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+from yoyo import get_backend, read_migrations
 
 from lendo_api import postgres_schema, sqlite_schema
 from lendo_api.migrations import migrate_postgres, migrate_sqlite
@@ -20,6 +21,7 @@ from lendo_api.models import Application
 from lendo_api.postgres_store import PostgresStore
 from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import StoredApplication
+from lendo_api.timestamps import now, timestamp_text
 from lendo_api.webhooks.registrations import StoredWebhook
 
 ROOT = Path(__file__).parent.parent.parent
@@ -141,6 +143,7 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         ("0003.events",),
         ("0004.webhooks",),
         ("0005.deliveries",),
+        ("0006.finished",),
     ]
 
 
@@ -287,3 +290,96 @@ def test_the_wheel_ships_every_migration(tmp_path: Path) -> None:
     }
     assert sources
     assert sources <= shipped
+
+
+async def test_deliveries_finished_before_0006_age_from_their_last_attempt(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    with get_backend(f"sqlite:///{path}") as backend, backend.lock():
+        older = read_migrations(str(MIGRATIONS / "sqlite")).filter(lambda m: m.id < "0006")
+        backend.apply_migrations(backend.to_apply(older))
+    recent = timestamp_text(now())
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "INSERT INTO webhooks VALUES ('wh_1', '', 'http://127.0.0.1:9/', '[]', 's', NULL,"
+            " NULL, '2026-01-01T00:00:00.000000Z')"
+        )
+        db.execute(
+            "INSERT INTO events VALUES (1, 'evt_1', ?, '', 'application.created', '{}')",
+            (PENDING_ID,),
+        )
+        db.executemany(
+            "INSERT INTO webhook_deliveries VALUES (?, 'wh_1', 1, ?, 1, ?)",
+            [
+                (1, "delivered", "2026-01-01T00:01:00.000000Z"),
+                (2, "failed", "2026-01-01T00:01:00.000000Z"),
+                (3, "pending", "2026-01-01T00:01:00.000000Z"),
+                (4, "delivered", "2026-01-01T00:01:00.000000Z"),
+            ],
+        )
+        db.executemany(
+            "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt, attempted_at,"
+            " duration_ms) VALUES (?, 'wh_1', 1, ?, 1.0)",
+            [(1, "2026-01-01T00:00:00.000000Z"), (2, "2026-01-01T00:00:00.000000Z"), (2, recent)],
+        )
+        db.commit()
+
+    store = await SqliteStore.open(path)
+    try:
+        purged = await store.purge_deliveries(older_than=timedelta(hours=1))
+    finally:
+        await store.close()
+
+    # 1 finished long ago; 4 has no attempt, so its last due time counts; 2 tried just now.
+    assert purged == 2
+    with closing(sqlite3.connect(path)) as db:
+        left = db.execute("SELECT id FROM webhook_deliveries ORDER BY id").fetchall()
+        attempts = db.execute("SELECT delivery_id FROM webhook_attempts").fetchall()
+    assert left == [(2,), (3,)]
+    assert attempts == [(2,), (2,)]
+
+
+async def test_postgresql_deliveries_finished_before_0006_age_from_their_last_attempt(
+    database_url: str,
+) -> None:
+    yoyo_url = "postgresql+psycopg" + database_url.removeprefix("postgresql")
+    with get_backend(yoyo_url) as backend, backend.lock():
+        older = read_migrations(str(MIGRATIONS / "postgresql")).filter(lambda m: m.id < "0006")
+        backend.apply_migrations(backend.to_apply(older))
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            "INSERT INTO webhooks VALUES ('wh_1', '', 'http://127.0.0.1:9/', '{}', 's', NULL,"
+            " NULL, '2026-01-01T00:00:00Z')"
+        )
+        await connection.execute(
+            "INSERT INTO webhook_deliveries (webhook_id, event_seq, state, attempts, due_at)"
+            " SELECT 'wh_1', 1, state, 1, '2026-01-01T00:01:00Z'"
+            " FROM unnest('{delivered,failed,pending,delivered}'::text[]) AS s (state)"
+        )
+        await connection.execute(
+            "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt, attempted_at,"
+            " duration_ms) SELECT d, 'wh_1', 1, t, 1.0"
+            " FROM unnest('{1,2,2}'::bigint[], $1::timestamptz[]) AS a (d, t)",
+            [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC), now()],
+        )
+    finally:
+        await connection.close()
+
+    store = await PostgresStore.open(database_url, min_size=1, max_size=1, claim_for=timedelta(1))
+    try:
+        purged = await store.purge_deliveries(older_than=timedelta(hours=1))
+    finally:
+        await store.close()
+
+    # 1 finished long ago; 4 has no attempt, so its last due time counts; 2 tried just now.
+    assert purged == 2
+    connection = await asyncpg.connect(database_url)
+    try:
+        left = await connection.fetch("SELECT id FROM webhook_deliveries ORDER BY id")
+        attempts = await connection.fetch("SELECT delivery_id FROM webhook_attempts")
+    finally:
+        await connection.close()
+    assert [row["id"] for row in left] == [2, 3]
+    assert [row["delivery_id"] for row in attempts] == [2, 2]

@@ -4,16 +4,12 @@ import asyncio
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import orjson
 import pytest
 
-from lendo_api.postgres_store import PostgresStore
 from lendo_api.rendering import application_fields
-from lendo_api.sqlite_store import SqliteStore
 from lendo_api.store import (
     ApplicationStore,
     IdempotencyKey,
@@ -23,41 +19,10 @@ from lendo_api.store import (
     UpdateOutcome,
 )
 from lendo_api.timestamps import now
+from tests.api.helpers import OpenStore
 
-OpenStore = Callable[[], Awaitable[ApplicationStore]]
 HOUR = timedelta(hours=1)
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[OpenStore]:
-    """Opens the store under test on this test's own database; each one opened is closed after."""
-    if request.param == "sqlite":
-        path = tmp_path / "store.sqlite3"
-
-        async def open_sqlite() -> ApplicationStore:
-            return await SqliteStore.open(path)
-
-        opener: OpenStore = open_sqlite
-    else:
-        url: str = request.getfixturevalue("database_url")
-
-        async def open_postgres() -> ApplicationStore:
-            return await PostgresStore.open(
-                url, min_size=1, max_size=4, claim_for=timedelta(seconds=30)
-            )
-
-        opener = open_postgres
-    opened: list[ApplicationStore] = []
-
-    async def open_one() -> ApplicationStore:
-        store = await opener()
-        opened.append(store)
-        return store
-
-    yield open_one
-    for store in opened:
-        await store.close()
 
 
 @pytest.fixture
