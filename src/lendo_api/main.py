@@ -102,8 +102,10 @@ def _copy_store(source: Path, target: str, batch: int) -> int:
         print(f"lendo-api copy-store: {error}", file=sys.stderr)
         return 1
     print(
-        f"copied {copied.applications} applications and {copied.idempotency_keys} "
-        f"idempotency keys from {source}; the target holds every one"
+        f"copied {copied.applications} applications, {copied.idempotency_keys} idempotency "
+        f"keys, {copied.webhooks} webhooks, {copied.events} events, {copied.deliveries} "
+        f"webhook deliveries and {copied.attempts} attempts from {source}; "
+        "the target holds every one"
     )
     return 0
 

@@ -77,7 +77,7 @@ async def test_every_application_and_key_reads_the_same_after_the_copy_and_a_rer
 
     assert first.returncode == 0, first.stderr
     assert again.returncode == 0, again.stderr
-    assert "copied 11 applications and 1 idempotency keys" in again.stdout
+    assert "copied 11 applications, 1 idempotency keys, 0 webhooks, 13 events" in again.stdout
     postgres = await PostgresStore.open(database_url, min_size=1, max_size=2, claim_for=HOUR)
     try:
         assert await everything(postgres) == after
