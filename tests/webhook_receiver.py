@@ -19,6 +19,8 @@ class Received:
     status: int
     at: float
     """``time.monotonic()`` when it arrived."""
+    received_at: float
+    """``time.time()`` when it arrived, to compare with the event's timestamp."""
 
     def verified(self, secret: str) -> dict[str, Any]:
         """The event, if the signature holds for ``secret`` (the library raises otherwise)."""
@@ -44,9 +46,13 @@ class WebhookReceiver:
         self.headers: dict[str, str] = {}
         """Headers of every answer."""
         self.received: list[Received] = []
+        self.in_flight = 0
+        """POSTs arrived and not yet answered."""
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
+        self.port = 0
+        """The port it listens on (or did, once stopped): start it there again after an outage."""
 
     async def start(self, port: int = 0) -> str:
         """Listen on loopback (on ``port``, or any free one); return the webhook URL."""
@@ -56,8 +62,8 @@ class WebhookReceiver:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
-        bound = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{bound}/hooks/lendo"
+        self.port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{self.port}/hooks/lendo"
         return self.url
 
     async def stop(self) -> None:
@@ -78,7 +84,7 @@ class WebhookReceiver:
         return first
 
     async def wait_for(self, done: Callable[[], bool], within: float = 10.0) -> None:
-        """Return once ``done()`` holds after a POST; fail after ``within`` seconds."""
+        """Return once ``done()`` holds as a POST arrives or is answered; fail after ``within``."""
         async with asyncio.timeout(within), self._arrived:
             await self._arrived.wait_for(done)
 
@@ -86,10 +92,17 @@ class WebhookReceiver:
         body = await request.text()
         headers = {name.lower(): value for name, value in request.headers.items()}
         attempt = len(self.of(headers.get("webhook-id", ""))) + 1
-        if self.delay:
-            await asyncio.sleep(self.delay)
+        arrived = time.monotonic(), time.time()
+        self.in_flight += 1
+        async with self._arrived:
+            self._arrived.notify_all()
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         status = self.answer(attempt)
-        self.received.append(Received(headers, body, status, time.monotonic()))
+        self.received.append(Received(headers, body, status, *arrived))
         async with self._arrived:
             self._arrived.notify_all()
         return web.Response(status=status, headers=self.headers)

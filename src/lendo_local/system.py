@@ -63,11 +63,14 @@ def scaled_timings(scale: float) -> dict[str, str]:
     for settings, field, floor in _SCALED:
         default = settings.model_fields[field].default
         timings[f"LENDO_{field.upper()}"] = f"{max(floor, default / scale):g}"
-    schedule = ApiSettings.model_fields["webhook_retry_schedule"].default
-    timings["LENDO_WEBHOOK_RETRY_SCHEDULE"] = ",".join(
-        f"{max(_RETRY_FLOOR, delay / scale):g}" for delay in schedule
-    )
+    timings["LENDO_WEBHOOK_RETRY_SCHEDULE"] = scaled_retry_schedule(scale)
     return timings
+
+
+def scaled_retry_schedule(scale: float) -> str:
+    """``LENDO_WEBHOOK_RETRY_SCHEDULE``: the default retry delays ``scale`` times shorter."""
+    schedule = ApiSettings.model_fields["webhook_retry_schedule"].default
+    return ",".join(f"{max(_RETRY_FLOOR, delay / scale):g}" for delay in schedule)
 
 
 def decision_window(scale: float) -> tuple[float, float]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from _pytest.terminal import TerminalReporter
 
-from .harness import Report
+from .harness import PushReport, Report
 
 REPORTS = pytest.StashKey[list[Report]]()
 
@@ -30,6 +30,9 @@ def pytest_terminal_summary(
     if not reports:
         return
     table = "\n".join([Report.HEADER, *(report.row() for report in reports), _total(reports)])
+    pushes = [report.push for report in reports if report.push is not None]
+    if pushes:
+        table += "\n\n" + "\n".join([PushReport.HEADER, *(push.row() for push in pushes)])
     terminalreporter.write_sep("-", "chaos scenarios")
     terminalreporter.write_line(table)
     destination = os.environ.get("LENDO_CHAOS_REPORT")

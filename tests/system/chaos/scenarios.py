@@ -1,4 +1,4 @@
-"""The seven ways the chaos suite breaks a running system.
+"""The ten ways the chaos suite breaks a running system (PostgreSQL's is its own test).
 
 Each chaos coroutine runs alongside the client load, breaks the cluster
 until the load is done (and at least a minimum number of times), leaves the
@@ -6,6 +6,8 @@ cluster running, and returns how many faults it caused.
 """
 
 import asyncio
+import contextlib
+import random
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +15,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from .harness import Chaos, Cluster
+from .harness import SEED, WEBHOOK_TIME_SCALE, Chaos, Cluster
 
 PERIOD = 2.0
 """Seconds between two faults while the load runs."""
@@ -26,6 +28,10 @@ BANK_FAULTS = {
     "garbage_rate": 0.05,
 }
 """10% 5xx, 5% slower than the poller's 0.3 s timeout, 5% dropped, 5% not JSON."""
+OUTAGE = 2.5 * 3600 / WEBHOOK_TIME_SCALE
+"""How long the webhook receiver stays down: 2.5 hours of the retry schedule."""
+SLOW_RECEIVER = 0.1
+"""Seconds the receiver takes to answer while the API is killed: kills find POSTs under way."""
 
 
 async def _repeatedly(
@@ -139,6 +145,52 @@ async def refusing_bank(cluster: Cluster, load_done: asyncio.Event) -> int:
     return 0
 
 
+async def receiver_down(cluster: Cluster, load_done: asyncio.Event) -> int:
+    """The webhook receiver goes away for OUTAGE, then listens again on its port."""
+    receiver = cluster.receiver
+    await asyncio.sleep(0.5)
+    await receiver.stop()
+    cluster.faults.append(time.time())
+    await asyncio.sleep(OUTAGE)
+    await receiver.start(receiver.port)
+    cluster.faults.append(time.time())
+    await load_done.wait()
+    return 1
+
+
+async def first_attempts_fail(cluster: Cluster, load_done: asyncio.Event) -> int:
+    """The receiver answers 500 to a fifth of first attempts (the faults counted by the harness)."""
+    chance = random.Random(SEED)
+    cluster.receiver.answer = lambda attempt: 500 if attempt == 1 and chance.random() < 0.2 else 204
+    await load_done.wait()
+    return 0
+
+
+async def kill_the_api_while_delivering(cluster: Cluster, load_done: asyncio.Event) -> int:
+    """kill -9 the API while the (slow) receiver holds some of its POSTs, and start it again.
+
+    Each period begins once the new API answers: on a loaded machine its start
+    takes seconds, and a period counted from the kill would leave it none to deliver in.
+    """
+    receiver = cluster.receiver
+    receiver.delay = SLOW_RECEIVER
+
+    async def kill_and_restart() -> None:
+        # Once all is delivered nothing is under way: kill anyway after a period.
+        with contextlib.suppress(TimeoutError):
+            await receiver.wait_for(lambda: receiver.in_flight > 0, within=PERIOD)
+        await cluster.kill(cluster.api)
+        cluster.faults.append(time.time())
+        cluster.api.start()
+        await asyncio.to_thread(cluster.api.wait_until_ready)
+
+    kills = await _repeatedly(load_done, kill_and_restart, period=PERIOD, at_least=2)
+    # Once more after the last create, while the last decisions are being delivered.
+    await asyncio.sleep(0.3)
+    await kill_and_restart()
+    return kills + 1
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A chaos coroutine and the cluster it needs."""
@@ -163,4 +215,12 @@ SCENARIOS = (
     Scenario("5 bank 5xx, slow, dropped, non-JSON", faulty_bank),
     Scenario("6 one of two pollers killed", kill_one_of_two_pollers, pollers=2),
     Scenario("7 bank refuses a fifth as invalid", refusing_bank),
+    Scenario("9 webhook receiver down for 2.5 h (of the retry schedule)", receiver_down),
+    Scenario("10 webhook receiver answers 500 to a fifth of first attempts", first_attempts_fail),
+    Scenario(
+        "11 API killed (-9) while delivering webhooks",
+        kill_the_api_while_delivering,
+        # Enough POSTs at once for the slow receiver to keep up with the load.
+        api_env={"LENDO_WEBHOOK_ENDPOINT_CONCURRENCY": "16"},
+    ),
 )

@@ -1,4 +1,5 @@
-"""Every application reaches exactly the bank's decision, whatever breaks meanwhile.
+"""Every application reaches exactly the bank's decision, whatever breaks meanwhile; every
+event reaches the webhook receiver, signed, and an SSE client that reconnects misses none.
 
 Fast by default (a few hundred applications in all). The long variant is the
 same tests with more applications per scenario, e.g.
@@ -26,7 +27,7 @@ DEADLINE = 30 + 2 * APPLICATIONS / RATE
 
 
 @pytest.mark.timeout(60 + 2 * DEADLINE)
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda scenario: scenario.name[0])
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda scenario: scenario.name.split()[0])
 async def test_every_application_reaches_the_bank_decision(
     scenario: Scenario,
     tmp_path: Path,
@@ -44,6 +45,10 @@ async def test_every_application_reaches_the_bank_decision(
 
     assert report.applications == APPLICATIONS
     assert (report.lost, report.wrong) == (0, 0)
+    assert report.push is not None
+    push = report.push
+    assert (push.undelivered, push.bad_signatures) == (0, 0)
+    assert (push.sse_missed, push.sse_repeated) == (0, 0)
     # Whatever survived the chaos stops cleanly on SIGTERM.
     assert set(codes.values()) == {0}
 
@@ -76,4 +81,5 @@ async def _run(
         await cluster.up()
     finally:
         codes = cluster.stop()
+        await cluster.receiver.stop()
     return report, codes
