@@ -1,7 +1,9 @@
 """Two API replicas on one PostgreSQL: one killed (-9) again and again, PostgreSQL restarted.
 
 Every application still reaches exactly the bank's decision and reads the same
-from both replicas. The PostgreSQL is one this test starts, never the machine's.
+from both replicas; every event reaches the webhook receiver, whichever replica
+sends it, and an SSE client taking turns between the replicas misses none. The
+PostgreSQL is one this test starts, never the machine's.
 """
 
 import asyncio
@@ -19,10 +21,24 @@ from redis.asyncio import Redis
 from lendo_local.processes import Service
 from lendo_local.system import LocalSystem
 from tests.postgres_server import TemporaryPostgres, scratch_database
+from tests.webhook_receiver import WebhookReceiver
 
-from .harness import QUIET, SEED, TIME_SCALE, Report, lateness, stored, wait_until_none_pending
+from .harness import (
+    QUIET,
+    SEED,
+    TIME_SCALE,
+    WEBHOOK_ENV,
+    Report,
+    audit_push,
+    lateness,
+    register_webhook,
+    stored,
+    wait_until_none_pending,
+)
+from .sse import EventFollower
 from .test_chaos import APPLICATIONS, DEADLINE, RATE
 
+NAME = "8 PostgreSQL: 1 of 2 APIs killed (-9), database restarted"
 PERIOD = 2.0
 """Seconds between two kills of the first replica."""
 CONCURRENT_CREATES = 16
@@ -64,25 +80,31 @@ async def create_all(http: aiohttp.ClientSession, replicas: list[Service]) -> se
 
 
 async def break_things(
-    victim: Service, postgres: TemporaryPostgres, load_done: asyncio.Event
+    victim: Service, postgres: TemporaryPostgres, load_done: asyncio.Event, at: list[float]
 ) -> int:
-    """kill -9 the first replica every PERIOD (restarting it), and restart PostgreSQL once."""
+    """kill -9 the first replica every PERIOD (restarting it), and restart PostgreSQL once.
+
+    Appends to ``at`` when (``time.time()``) each fault happened.
+    """
     faults = 0
     restarted_database = False
     while faults < 2 or not load_done.is_set():
         await asyncio.sleep(PERIOD)
         await asyncio.to_thread(victim.kill)
+        at.append(time.time())
         victim.start()
         faults += 1
         if not restarted_database:
             await asyncio.to_thread(postgres.stop)
             await asyncio.sleep(0.5)
             await asyncio.to_thread(postgres.start)
+            at.append(time.time())
             restarted_database = True
             faults += 1
     # Once more after the last create, while the last updates are being applied.
     await asyncio.sleep(0.3)
     await asyncio.to_thread(victim.kill)
+    at.append(time.time())
     victim.start()
     return faults + 1
 
@@ -103,41 +125,72 @@ async def test_two_replicas_on_postgresql_survive_kills_and_a_database_restart(
             time_scale=TIME_SCALE,
             env={"LENDO_STREAM_PREFIX": stream_prefix, "LENDO_DATABASE_URL": database_url, **QUIET},
         )
+        receiver = WebhookReceiver()
         try:
+            await receiver.start()
             bank = system.bank_sim("--seed", str(SEED))
             # Default consumer names (host and pid): a restarted replica is a new
             # consumer, and what the killed one read is taken over, not resumed.
-            replicas = [system.api(log=f"lendo-api-{n}") for n in (1, 2)]
+            replicas = [system.api(WEBHOOK_ENV, log=f"lendo-api-{n}") for n in (1, 2)]
             system.poller("chaos-poller-1")
-            report = await _run(replicas, bank, postgres, redis, stream_prefix)
+            report = await _run(replicas, bank, postgres, redis, stream_prefix, receiver)
             await asyncio.to_thread(replicas[0].wait_until_ready)
         finally:
             codes = system.stop()
+            await receiver.stop()
     chaos_reports.append(report)
 
     assert report.applications == APPLICATIONS
     assert (report.lost, report.wrong, report.dead_letters) == (0, 0, 0)
+    assert report.push is not None
+    push = report.push
+    assert (push.undelivered, push.bad_signatures) == (0, 0)
+    assert (push.sse_missed, push.sse_repeated) == (0, 0)
     assert set(codes.values()) == {0}
 
 
 async def _run(
-    replicas: list[Service], bank: Service, postgres: TemporaryPostgres, redis: Redis, prefix: str
+    replicas: list[Service],
+    bank: Service,
+    postgres: TemporaryPostgres,
+    redis: Redis,
+    prefix: str,
+    receiver: WebhookReceiver,
 ) -> Report:
+    # Each reconnect goes to the other replica, the killed one half the time.
+    follower = EventFollower(lambda connection: replicas[connection % 2].base_url, seed=SEED)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        load_done = asyncio.Event()
-        chaos = asyncio.create_task(break_things(replicas[0], postgres, load_done))
-        started = time.monotonic()
+        webhook = await register_webhook(http, replicas[1].base_url, receiver.url)
+        follower.start()
         try:
-            created = await create_all(http, replicas)
+            load_done = asyncio.Event()
+            fault_times: list[float] = []
+            chaos = asyncio.create_task(break_things(replicas[0], postgres, load_done, fault_times))
+            started = time.monotonic()
+            try:
+                created = await create_all(http, replicas)
+            finally:
+                load_done.set()
+            faults = await chaos
+            survivor = replicas[1].base_url
+            async with asyncio.timeout(DEADLINE):
+                await wait_until_none_pending(http, survivor)
+            seconds = time.monotonic() - started
+            await asyncio.to_thread(replicas[0].wait_until_ready)
+            kept = await stored(http, survivor)
+            push = await audit_push(
+                NAME,
+                http,
+                survivor,
+                kept,
+                receiver=receiver,
+                webhook=webhook,
+                follower=follower,
+                faults=fault_times,
+                deadline=DEADLINE,
+            )
         finally:
-            load_done.set()
-        faults = await chaos
-        survivor = replicas[1].base_url
-        async with asyncio.timeout(DEADLINE):
-            await wait_until_none_pending(http, survivor)
-        seconds = time.monotonic() - started
-        await asyncio.to_thread(replicas[0].wait_until_ready)
-        kept = await stored(http, survivor)
+            await follower.stop()
         also = await stored(http, replicas[0].base_url)
         async with http.get(f"{bank.base_url}/_sim/decisions") as response:
             decisions: dict[str, str] = await response.json()
@@ -151,7 +204,7 @@ async def _run(
     assert also == kept, "both replicas read the same"
     stored_status = {id: application["status"] for id, application in kept.items()}
     return Report(
-        scenario="8 PostgreSQL: 1 of 2 APIs killed (-9), database restarted",
+        scenario=NAME,
         applications=len(created),
         faults=faults,
         seconds_to_final=seconds,
@@ -166,4 +219,5 @@ async def _run(
             and stored_status[id] != decisions.get(id)
         ),
         recovered_within=max(lateness(kept[id], decided_at.get(id), []) for id in created),
+        push=push,
     )
