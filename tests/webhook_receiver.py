@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
-from standardwebhooks.webhooks import Webhook
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +21,9 @@ class Received:
     """``time.monotonic()`` when it arrived."""
     received_at: float
     """``time.time()`` when it arrived, to compare with the event's timestamp."""
+    signed: bool | None = None
+    """Whether its signature held on arrival for the receiver's :attr:`WebhookReceiver.secret`
+    (``None`` without one)."""
 
     def verified(self, secret: str) -> dict[str, Any]:
         """The event, if the signature holds for ``secret`` (the library raises otherwise)."""
@@ -48,6 +51,9 @@ class WebhookReceiver:
         self.received: list[Received] = []
         self.in_flight = 0
         """POSTs arrived and not yet answered."""
+        self.secret: str | None = None
+        """When set, each POST's signature is checked as it arrives, as a receiver's would be:
+        the check refuses a timestamp more than 5 minutes off, so later is too late."""
         self._arrived = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -93,6 +99,7 @@ class WebhookReceiver:
         headers = {name.lower(): value for name, value in request.headers.items()}
         attempt = len(self.of(headers.get("webhook-id", ""))) + 1
         arrived = time.monotonic(), time.time()
+        signed = None if self.secret is None else _holds(self.secret, body, headers)
         self.in_flight += 1
         async with self._arrived:
             self._arrived.notify_all()
@@ -102,7 +109,15 @@ class WebhookReceiver:
         finally:
             self.in_flight -= 1
         status = self.answer(attempt)
-        self.received.append(Received(headers, body, status, *arrived))
+        self.received.append(Received(headers, body, status, *arrived, signed))
         async with self._arrived:
             self._arrived.notify_all()
         return web.Response(status=status, headers=self.headers)
+
+
+def _holds(secret: str, body: str, headers: dict[str, str]) -> bool:
+    try:
+        Webhook(secret).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True

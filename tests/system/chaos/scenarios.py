@@ -150,10 +150,10 @@ async def receiver_down(cluster: Cluster, load_done: asyncio.Event) -> int:
     receiver = cluster.receiver
     await asyncio.sleep(0.5)
     await receiver.stop()
-    cluster.faults.append(time.time())
+    cluster.receiver_faults.append(time.time())
     await asyncio.sleep(OUTAGE)
     await receiver.start(receiver.port)
-    cluster.faults.append(time.time())
+    cluster.receiver_faults.append(time.time())
     await load_done.wait()
     return 1
 

@@ -160,7 +160,7 @@ async def _run(
     # Each reconnect goes to the other replica, the killed one half the time.
     follower = EventFollower(lambda connection: replicas[connection % 2].base_url, seed=SEED)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
-        webhook = await register_webhook(http, replicas[1].base_url, receiver.url)
+        await register_webhook(http, replicas[1].base_url, receiver)
         follower.start()
         try:
             load_done = asyncio.Event()
@@ -184,7 +184,6 @@ async def _run(
                 survivor,
                 kept,
                 receiver=receiver,
-                webhook=webhook,
                 follower=follower,
                 faults=fault_times,
                 deadline=DEADLINE,
