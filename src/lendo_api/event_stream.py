@@ -54,6 +54,8 @@ async def stream_events(
         try:
             cursor = end if after is None else after
             await _send_until_done(response, feed, gone, cursor, application_id, owner, until)
+        except ConnectionResetError:
+            pass  # the client left while an event was being sent: the stream is over
         finally:
             gone.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -44,8 +44,12 @@ def api_middleware(keys: ApiKeyCheck, metrics: ApiMetrics) -> Middleware:
             status = response.status
             return response
         finally:
-            # A stream (GET /api/events) is timed to its start, not over its whole life.
-            ended = request.get(STREAM_STARTED) or time.perf_counter()
-            metrics.observe(request, status, ended - started)
+            # A stream (GET /api/events) is timed to its start, not over its whole life, and
+            # its status (200) was sent then: the client leaving (cancelling it) is its end.
+            stream_started = request.get(STREAM_STARTED)
+            if stream_started is not None:
+                metrics.observe(request, 200, stream_started - started)
+            else:
+                metrics.observe(request, status, time.perf_counter() - started)
 
     return around_every_request

@@ -10,6 +10,7 @@ from aiohttp.test_utils import TestClient
 from pydantic import SecretStr
 from pytest_aiohttp import AiohttpClient
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from lendo_api.app import create_app
 from lendo_api.app_keys import STORE
@@ -156,6 +157,28 @@ async def test_a_stream_counts_in_the_latency_metrics_to_its_start_not_its_end(
         if line.startswith("lendo_api_http_request_duration_seconds_sum") and route in line
     ]
     assert total < held
+
+
+async def test_a_client_leaving_mid_replay_ends_its_stream_quietly(client: Client) -> None:
+    for _ in range(300):
+        await create(client)
+
+    with capture_logs() as logs:
+        response = await client.get("/api/events?after=0")
+        await response.content.readline()
+        response.close()
+        metrics = ""
+        async with asyncio.timeout(5):
+            while 'route="/api/events"' not in metrics:
+                metrics = await (await client.get("/metrics")).text()
+
+    assert [entry for entry in logs if entry["log_level"] == "error"] == []
+    [answered] = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("lendo_api_http_requests_total") and 'route="/api/events"' in line
+    ]
+    assert 'status="200"' in answered
 
 
 @pytest.mark.parametrize(
