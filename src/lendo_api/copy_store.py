@@ -68,14 +68,14 @@ _INSERT_EVENTS = (
 
 _UPSERT_DELIVERIES = (
     "INSERT INTO webhook_deliveries (id, webhook_id, event_seq, state, attempts, due_at,"
-    " finished_at) OVERRIDING SYSTEM VALUE"
+    " finished_at, claims) OVERRIDING SYSTEM VALUE"
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::int[],"
-    " $6::timestamptz[], $7::timestamptz[])"
+    " $6::timestamptz[], $7::timestamptz[], $8::int[])"
     " ON CONFLICT (id) DO UPDATE SET state = excluded.state, attempts = excluded.attempts,"
-    " due_at = excluded.due_at, finished_at = excluded.finished_at"
+    " due_at = excluded.due_at, finished_at = excluded.finished_at, claims = excluded.claims"
     # Only a pending delivery moves on, as everywhere else.
     " WHERE webhook_deliveries.state = 'pending'"
-    " AND excluded.attempts >= webhook_deliveries.attempts"
+    " AND excluded.claims >= webhook_deliveries.claims"
 )
 
 _INSERT_ATTEMPTS = (
@@ -161,7 +161,7 @@ _WEBHOOKS = f"SELECT {sqlite_schema.WEBHOOK_NAMES} FROM webhooks ORDER BY id"  #
 _EVENTS = "SELECT seq, id, application_id, owner, type, body FROM events ORDER BY seq"
 # SQLite keeps no foreign keys: only rows whose webhook (or delivery) is there.
 _DELIVERIES = (
-    "SELECT id, webhook_id, event_seq, state, attempts, due_at, finished_at"
+    "SELECT id, webhook_id, event_seq, state, attempts, due_at, finished_at, claims"
     " FROM webhook_deliveries WHERE webhook_id IN (SELECT id FROM webhooks) ORDER BY id"
 )
 _ATTEMPTS = (

@@ -393,10 +393,10 @@ class PostgresStore:
                 " FOR UPDATE SKIP LOCKED) AS d"
                 " WHERE NOT (w.id = ANY($3::text[])) LIMIT $4),"
                 " claimed AS ("
-                " UPDATE webhook_deliveries AS d SET attempts = d.attempts + 1, due_at = $5"
+                " UPDATE webhook_deliveries AS d SET claims = d.claims + 1, due_at = $5"
                 " FROM due WHERE d.id = due.id"
-                " RETURNING d.id, d.attempts, d.event_seq, d.webhook_id, d.due_at)"
-                f" SELECT c.id, c.attempts, e.id, e.body, {schema.WEBHOOK_NAMES_OF_W}"
+                " RETURNING d.id, d.attempts, d.claims, d.event_seq, d.webhook_id)"
+                f" SELECT c.id, c.attempts + 1, c.claims, e.id, e.body, {schema.WEBHOOK_NAMES_OF_W}"
                 " FROM claimed AS c JOIN events AS e ON e.seq = c.event_seq"
                 " JOIN webhooks AS w ON w.id = c.webhook_id ORDER BY c.id",
                 moment,
@@ -406,7 +406,8 @@ class PostgresStore:
                 moment + claim_for,
             )
         return [
-            DueDelivery(row[0], row[1], row[2], row[3], schema.webhook(row[4:])) for row in rows
+            DueDelivery(row[0], row[1], row[2], row[3], row[4], schema.webhook(row[5:]))
+            for row in rows
         ]
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
@@ -421,6 +422,7 @@ class PostgresStore:
             [o.error for o in outcomes],
             [o.state for o in outcomes],
             [o.next_attempt_at for o in outcomes],
+            [o.claim for o in outcomes],
         )
         async with self._connection() as connection, connection.transaction():
             # Lock the deliveries first, in id order: one whose webhook a concurrent delete
@@ -444,17 +446,18 @@ class PostgresStore:
             )
             # Only the newest claim decides: an attempt whose claim lapsed was retried.
             await connection.execute(
-                "UPDATE webhook_deliveries AS d SET state = o.state,"
+                "UPDATE webhook_deliveries AS d SET state = o.state, attempts = o.attempt,"
                 " due_at = coalesce(o.next_attempt_at, d.due_at),"
                 " finished_at = CASE WHEN o.state <> 'pending' THEN $5::timestamptz END"
-                " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[])"
-                " AS o (delivery_id, attempt, state, next_attempt_at)"
-                " WHERE d.id = o.delivery_id AND d.attempts = o.attempt AND d.state = 'pending'",
+                " FROM unnest($1::bigint[], $2::int[], $3::text[], $4::timestamptz[], $6::int[])"
+                " AS o (delivery_id, attempt, state, next_attempt_at, claim)"
+                " WHERE d.id = o.delivery_id AND d.claims = o.claim AND d.state = 'pending'",
                 columns[0],
                 columns[1],
                 columns[6],
                 columns[7],
                 now(),
+                columns[8],
             )
 
     async def purge_deliveries(self, *, older_than: timedelta) -> int:

@@ -401,7 +401,7 @@ class SqliteStore:
         async def claim() -> list[DueDelivery]:
             async with self._transaction():
                 claimed = await self._db.execute_fetchall(
-                    "UPDATE webhook_deliveries SET attempts = attempts + 1, due_at = ?"
+                    "UPDATE webhook_deliveries SET claims = claims + 1, due_at = ?"
                     " WHERE id IN (SELECT d.id FROM webhooks AS w JOIN webhook_deliveries AS d"
                     " ON d.id IN (SELECT id FROM webhook_deliveries WHERE webhook_id = w.id"
                     " AND state = 'pending' AND due_at <= ? ORDER BY due_at, id LIMIT ?)"
@@ -418,14 +418,14 @@ class SqliteStore:
                 if not claimed:
                     return []
                 rows = await self._db.execute_fetchall(
-                    f"SELECT d.id, d.attempts, e.id, e.body, {WEBHOOK_NAMES_OF_W}"  # noqa: S608 - ours
+                    f"SELECT d.id, d.attempts + 1, d.claims, e.id, e.body, {WEBHOOK_NAMES_OF_W}"  # noqa: S608
                     " FROM webhook_deliveries AS d JOIN events AS e ON e.seq = d.event_seq"
                     " JOIN webhooks AS w ON w.id = d.webhook_id"
                     " WHERE d.id IN (SELECT value FROM json_each(?)) ORDER BY d.due_at, d.id",
                     (json.dumps([row["id"] for row in claimed]),),
                 )
             return [
-                DueDelivery(row[0], row[1], row[2], row[3], webhook_from_row(row[4:]))
+                DueDelivery(row[0], row[1], row[2], row[3], row[4], webhook_from_row(row[5:]))
                 for row in rows
             ]
 
@@ -445,6 +445,7 @@ class SqliteStore:
                     o.error,
                     o.state,
                     None if o.next_attempt_at is None else timestamp_text(o.next_attempt_at),
+                    o.claim,
                 ]
                 for o in outcomes
             ]
@@ -462,11 +463,11 @@ class SqliteStore:
                 )
                 # Only the newest claim decides: an attempt whose claim lapsed was retried.
                 await self._db.execute(
-                    "UPDATE webhook_deliveries SET state = o.value ->> 6,"
+                    "UPDATE webhook_deliveries SET state = o.value ->> 6, attempts = o.value ->> 1,"
                     " due_at = coalesce(o.value ->> 7, webhook_deliveries.due_at),"
                     " finished_at = CASE WHEN o.value ->> 6 <> 'pending' THEN ? END"
                     " FROM json_each(?) AS o WHERE webhook_deliveries.id = o.value ->> 0"
-                    " AND webhook_deliveries.attempts = o.value ->> 1"
+                    " AND webhook_deliveries.claims = o.value ->> 8"
                     " AND webhook_deliveries.state = 'pending'",
                     (timestamp_text(now()), rows),
                 )

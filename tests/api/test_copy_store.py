@@ -109,6 +109,7 @@ def attempt(
     return AttemptOutcome(
         delivery_id=delivery.id,
         attempt=delivery.attempt,
+        claim=delivery.claim,
         attempted_at=now(),
         duration=0.1,
         status_code=status_code,

@@ -144,6 +144,7 @@ async def test_a_sqlite_file_of_the_unversioned_schema_upgrades_with_its_rows(
         ("0004.webhooks",),
         ("0005.deliveries",),
         ("0006.finished",),
+        ("0007.claims",),
     ]
 
 

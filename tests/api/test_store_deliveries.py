@@ -72,6 +72,7 @@ def attempted(
     return AttemptOutcome(
         delivery_id=delivery.id,
         attempt=delivery.attempt,
+        claim=delivery.claim,
         attempted_at=attempted_at or now(),
         duration=0.25,
         status_code=status_code,
@@ -135,7 +136,7 @@ async def test_a_claim_takes_at_most_limit_and_per_webhook_oldest_first_and_skip
     assert len(some) + len(fewer) + len(rest) == 12
 
 
-async def test_a_claimed_delivery_comes_back_with_the_next_attempt_once_its_claim_lapses(
+async def test_a_claimed_delivery_comes_back_under_a_new_claim_once_its_claim_lapses(
     store: ApplicationStore,
 ) -> None:
     await hook(store)
@@ -149,7 +150,9 @@ async def test_a_claimed_delivery_comes_back_with_the_next_attempt_once_its_clai
 
     assert (held.attempt, lapsing.attempt) == (1, 1)
     assert held.id != lapsing.id
-    assert (again.id, again.event_id, again.attempt) == (lapsing.id, lapsing.event_id, 2)
+    assert (again.id, again.event_id) == (lapsing.id, lapsing.event_id)
+    # No attempt was recorded: the lapsed claim used up no retry of the schedule.
+    assert (again.attempt, again.claim) == (1, lapsing.claim + 1)
 
 
 async def test_an_attempt_of_a_lapsed_claim_is_recorded_but_the_newer_claim_decides(
@@ -169,7 +172,7 @@ async def test_an_attempt_of_a_lapsed_claim_is_recorded_but_the_newer_claim_deci
     assert [(a.attempt, a.state) for a in after_lapsed] == [(1, "pending")]
     assert after_newer is not None
     assert [(a.attempt, a.status_code, a.state) for a in after_newer] == [
-        (2, 500, "failed"),
+        (1, 500, "failed"),
         (1, 200, "failed"),
     ]
 

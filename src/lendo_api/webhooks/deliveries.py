@@ -17,6 +17,8 @@ class DueDelivery:
     id: int
     attempt: int
     """Which attempt this is, from 1."""
+    claim: int
+    """Which claim of the delivery this is: only the newest one's outcome counts."""
     event_id: str
     """The event's id: the ``webhook-id`` header, the same on every attempt."""
     body: str
@@ -30,6 +32,8 @@ class AttemptOutcome:
 
     delivery_id: int
     attempt: int
+    claim: int
+    """The claim it was made under (:attr:`DueDelivery.claim`)."""
     attempted_at: datetime
     duration: float
     """Seconds from sending to the answer (or to the error)."""
@@ -81,6 +85,7 @@ def outcome(
     return AttemptOutcome(
         delivery_id=delivery.id,
         attempt=delivery.attempt,
+        claim=delivery.claim,
         attempted_at=attempted_at,
         duration=duration,
         status_code=status_code,
