@@ -281,17 +281,19 @@ class ApplicationStore(Protocol):
         """Claim up to ``limit`` due deliveries, at most ``per_webhook`` of each webhook.
 
         None of the webhooks in ``skip_webhooks`` (those the caller has enough
-        of in flight). Each claimed delivery counts an attempt and is due again
+        of in flight). Each claimed delivery gets a new claim and is due again
         only after ``claim_for``: no other dispatcher takes it meanwhile, and
-        if the claimer dies it is attempted again once the claim lapses.
+        if the claimer dies it is attempted again once the claim lapses, as
+        the same attempt (only a recorded attempt counts against the schedule).
         """
         ...
 
     async def record_attempts(self, outcomes: Sequence[AttemptOutcome]) -> None:
         """Record these attempts and what becomes of their deliveries, in one transaction.
 
-        An attempt whose claim lapsed (the delivery was claimed again since) is
-        recorded but leaves the delivery to the newer claim; one of a delivery
+        Each counts as its delivery's newest attempt. An attempt whose claim
+        lapsed (the delivery was claimed again since) is recorded but leaves
+        the delivery to the newer claim; one of a delivery
         whose webhook is gone is not recorded.
         """
         ...
