@@ -384,3 +384,42 @@ async def test_postgresql_deliveries_finished_before_0006_age_from_their_last_at
         await connection.close()
     assert [row["id"] for row in left] == [2, 3]
     assert [row["delivery_id"] for row in attempts] == [2, 2]
+
+
+async def test_a_delivery_claimed_before_0007_keeps_its_recorded_attempts_only(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "store.sqlite3"
+    with get_backend(f"sqlite:///{path}") as backend, backend.lock():
+        older = read_migrations(str(MIGRATIONS / "sqlite")).filter(lambda m: m.id < "0007")
+        backend.apply_migrations(backend.to_apply(older))
+    with closing(sqlite3.connect(path)) as db:
+        db.execute(
+            "INSERT INTO webhooks VALUES ('wh_1', '', 'http://127.0.0.1:9/', '[]', 's', NULL,"
+            " NULL, '2026-01-01T00:00:00.000000Z')"
+        )
+        db.execute(
+            "INSERT INTO events VALUES (1, 'evt_1', ?, '', 'application.created', '{}')",
+            (PENDING_ID,),
+        )
+        # Claimed three times before 0007 (each counted as an attempt); two were recorded.
+        db.execute(
+            "INSERT INTO webhook_deliveries (id, webhook_id, event_seq, state, attempts, due_at)"
+            " VALUES (1, 'wh_1', 1, 'pending', 3, '2026-01-01T00:01:00.000000Z')"
+        )
+        db.executemany(
+            "INSERT INTO webhook_attempts (delivery_id, webhook_id, attempt, attempted_at,"
+            " duration_ms) VALUES (1, 'wh_1', ?, '2026-01-01T00:00:00.000000Z', 1.0)",
+            [(1,), (2,)],
+        )
+        db.commit()
+
+    store = await SqliteStore.open(path)
+    try:
+        [claimed] = await store.claim_deliveries(
+            limit=1, per_webhook=1, skip_webhooks=[], claim_for=timedelta(minutes=1)
+        )
+    finally:
+        await store.close()
+
+    assert (claimed.attempt, claimed.claim) == (3, 4)
