@@ -38,6 +38,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import psycopg
 from standardwebhooks.webhooks import Webhook
 
 from benchmarks.support.baseline import cpu_seconds
@@ -192,6 +193,17 @@ def _arrival(at: float, event: dict[str, Any]) -> Arrival:
     )
 
 
+def _commits(database: str | None) -> int:
+    """Transactions committed in ``database`` so far (0 without one)."""
+    if database is None:
+        return 0
+    with psycopg.connect(database) as db:
+        row = db.execute(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def _first_attempts(database: Path) -> dict[str, float]:
     """When the dispatcher began each event's first attempt (its ``attempted_at``), by event id."""
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
@@ -227,7 +239,9 @@ def _rate_section(sink: str, args: argparse.Namespace) -> str:
         "client in the benchmark's process with the same concurrency, best of "
         f"{BASELINE_ROUNDS} rounds; its CPU is the client's own per POST. API CPU per "
         "delivery: from the creates' end, per delivery sent since; × by CPU = the "
-        f"baseline client's CPU per POST over the API's per delivery.{database}\n\n"
+        "baseline client's CPU per POST over the API's per delivery; DB transactions: "
+        "the database's commits over the drain (PostgreSQL's `xact_commit`; the ideal is "
+        f"one claim per endpoint-concurrency deliveries plus a shared record write).{database}\n\n"
         + table(
             [
                 "store",
@@ -240,6 +254,7 @@ def _rate_section(sink: str, args: argparse.Namespace) -> str:
                 "API CPU µs/delivery",
                 "baseline CPU µs/POST",
                 "× by CPU",
+                "DB transactions/delivery",
                 "first POST after commit p50 / p99 ms",
                 "delivered",
             ],
@@ -260,20 +275,27 @@ def _rate(
 ) -> tuple[list[str], str]:
     env = {**PRIVATE, "LENDO_WEBHOOK_ENDPOINT_CONCURRENCY": str(concurrency)}
     with running_system() as system, ExitStack() as stack:
+        database = None
         if store == "postgresql":
-            env["LENDO_DATABASE_URL"] = stack.enter_context(fresh_database(SERVER))
+            database = stack.enter_context(fresh_database(SERVER))
+            env["LENDO_DATABASE_URL"] = database
         service = system.api(env, wait=False)
         wait_for_http(f"{service.base_url}/readyz", timeout=60, service=service)
         pid = system.pid("lendo-api")
         forget(sink)
         secret, created_in = asyncio.run(_create_all(service.base_url, sink, deliveries))
         # The drain alone: the API's CPU from the creates' end, per delivery sent since.
-        cpu, before = cpu_seconds(pid), count(sink)
+        cpu, before, commits_before = cpu_seconds(pid), count(sink), _commits(database)
         profile = Profile(pid, PROFILE_SECONDS, system.workdir / "api.spy") if profiled else None
         deadline = time.monotonic() + 90
         while count(sink) < deliveries and time.monotonic() < deadline:
             time.sleep(0.05)
-        cpu = (cpu_seconds(pid) - cpu) / max(count(sink) - before, 1)
+        sent = max(count(sink) - before, 1)
+        cpu = (cpu_seconds(pid) - cpu) / sent
+        per_delivery = None
+        if database is not None:
+            time.sleep(1.5)  # backends report their commits at most once a second
+            per_delivery = (_commits(database) - commits_before) / sent
         summary = "" if profile is None else profile.summary()
     got = received(sink)
     _verify(got, secret)
@@ -302,6 +324,7 @@ def _rate(
         f"{cpu * 1e6:,.0f}",
         f"{baseline_cpu * 1e6:,.0f}",
         f"{baseline_cpu / cpu:.2f}",
+        "—" if per_delivery is None else f"{per_delivery:.2f}",
         f"{percentile(late, 0.5) * 1000:,.0f} / {percentile(late, 0.99) * 1000:,.0f}",
         f"{distinct:,} of {deliveries:,}"
         + ("" if len(got) == distinct else f" ({len(got):,} POSTs)"),
