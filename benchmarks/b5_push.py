@@ -142,7 +142,7 @@ def _latency_section(sink: str, args: argparse.Namespace) -> str:
         + " / ".join(_ms(sent))
         + " ms; that attempt's POST (attempted → received) "
         + " / ".join(_ms(posted))
-        + " ms.\n"
+        + " ms.\n\n"
     )
 
 
