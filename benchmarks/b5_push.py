@@ -1,7 +1,8 @@
 """Benchmark 6: how soon a decision reaches a webhook and an event stream; deliveries/s.
 
 ``python -m benchmarks.b5_push [--applications 2000] [--rate 50] [--deliveries 4000]
-[--concurrency 4,16] [--stores sqlite,postgresql]``
+[--concurrency 4,16] [--stores sqlite,postgresql] [--parts latency,rate] [--profile]
+[--latency-env KEY=VALUE,...]``: about 1 min for the latency part, 2 for the rates.
 
 Latency, in real time at section 3's load: Redis, the simulator, the API
 (SQLite, its defaults but ``LENDO_WEBHOOK_ALLOW_PRIVATE_TARGETS``) and a
