@@ -30,6 +30,7 @@ import asyncio
 import sqlite3
 import tempfile
 import time
+import urllib.request
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -194,6 +195,15 @@ def _arrival(at: float, event: dict[str, Any]) -> Arrival:
     )
 
 
+def _dispatch_rounds(api: str) -> float:
+    """The API's ``lendo_api_webhook_dispatch_rounds_total``: its dispatcher's claims so far."""
+    with urllib.request.urlopen(f"{api}/metrics", timeout=10) as response:  # noqa: S310 - local
+        for line in response.read().decode().splitlines():
+            if line.startswith("lendo_api_webhook_dispatch_rounds_total "):
+                return float(line.split()[1])
+    raise RuntimeError("no lendo_api_webhook_dispatch_rounds_total in /metrics")
+
+
 def _commits(database: str | None) -> int:
     """Transactions committed in ``database`` so far (0 without one)."""
     if database is None:
@@ -240,7 +250,9 @@ def _rate_section(sink: str, args: argparse.Namespace) -> str:
         "client in the benchmark's process with the same concurrency, best of "
         f"{BASELINE_ROUNDS} rounds; its CPU is the client's own per POST. API CPU per "
         "delivery: from the creates' end, per delivery sent since; × by CPU = the "
-        "baseline client's CPU per POST over the API's per delivery; DB transactions: "
+        "baseline client's CPU per POST over the API's per delivery; claims: the dispatcher's "
+        "looks for due deliveries (`lendo_api_webhook_dispatch_rounds_total`) over the drain, "
+        "per delivery; DB transactions: "
         "the database's commits over the drain (PostgreSQL's `xact_commit`; the ideal is "
         f"one claim per endpoint-concurrency deliveries plus a shared record write).{database}\n\n"
         + table(
@@ -255,6 +267,7 @@ def _rate_section(sink: str, args: argparse.Namespace) -> str:
                 "API CPU µs/delivery",
                 "baseline CPU µs/POST",
                 "× by CPU",
+                "claims/delivery",
                 "DB transactions/delivery",
                 "first POST after commit p50 / p99 ms",
                 "delivered",
@@ -287,11 +300,13 @@ def _rate(
         secret, created_in = asyncio.run(_create_all(service.base_url, sink, deliveries))
         # The drain alone: the API's CPU from the creates' end, per delivery sent since.
         cpu, before, commits_before = cpu_seconds(pid), count(sink), _commits(database)
+        rounds = _dispatch_rounds(service.base_url)
         profile = Profile(pid, PROFILE_SECONDS, system.workdir / "api.spy") if profiled else None
         deadline = time.monotonic() + 90
         while count(sink) < deliveries and time.monotonic() < deadline:
             time.sleep(0.05)
         sent = max(count(sink) - before, 1)
+        rounds = (_dispatch_rounds(service.base_url) - rounds) / sent
         cpu = (cpu_seconds(pid) - cpu) / sent
         per_delivery = None
         if database is not None:
@@ -325,6 +340,7 @@ def _rate(
         f"{cpu * 1e6:,.0f}",
         f"{baseline_cpu * 1e6:,.0f}",
         f"{baseline_cpu / cpu:.2f}",
+        f"{rounds:.2f}",
         "—" if per_delivery is None else f"{per_delivery:.2f}",
         f"{percentile(late, 0.5) * 1000:,.0f} / {percentile(late, 0.99) * 1000:,.0f}",
         f"{distinct:,} of {deliveries:,}"
