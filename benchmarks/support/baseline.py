@@ -25,21 +25,23 @@ class Baseline:
 
 
 @contextmanager
-def hello_world(workdir: Path, *args: str) -> Iterator[Baseline]:
-    """Run ``python -m benchmarks.support.hello PORT *args`` until the block ends.
+def hello_world(
+    workdir: Path, *args: str, module: str = "benchmarks.support.hello", ready: str = "/"
+) -> Iterator[Baseline]:
+    """Run ``python -m <module> PORT *args`` (hello-world) until the block ends.
 
-    Its output goes to ``hello.log`` in ``workdir``.
+    Ready once ``ready`` answers; its output goes to ``<last part of module>.log`` in ``workdir``.
     """
     port = free_port()
-    with (workdir / "hello.log").open("ab") as log:
+    with (workdir / f"{module.rsplit('.', 1)[-1]}.log").open("ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.support.hello", str(port), *args],
+            [sys.executable, "-m", module, str(port), *args],
             stdout=log,
             stderr=log,
         )
     try:
         url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/")
+        wait_for_http(f"{url}{ready}")
         yield Baseline(url, process.pid)
     finally:
         process.terminate()
