@@ -128,33 +128,40 @@ class WebhookDispatcher:
             return []
 
     def _start(self, session: aiohttp.ClientSession, delivery: DueDelivery) -> None:
-        webhook_id = delivery.webhook.id
-        self._per_webhook[webhook_id] += 1
+        self._per_webhook[delivery.webhook.id] += 1
         task = asyncio.create_task(self._deliver(session, delivery))
         self._in_flight.add(task)
+        task.add_done_callback(self._finished)
 
-        def done(finished: asyncio.Task[None]) -> None:
-            self._in_flight.discard(finished)
-            self._per_webhook[webhook_id] -= 1
-            if not self._per_webhook[webhook_id]:
-                del self._per_webhook[webhook_id]
-                self._slots.pop(webhook_id, None)
-            self._wake.set()
+    def _finished(self, task: "asyncio.Task[None]") -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
 
-        task.add_done_callback(done)
+    def _release(self, webhook_id: str) -> None:
+        """The webhook has one attempt fewer under way: the next claim may take it more."""
+        self._per_webhook[webhook_id] -= 1
+        if not self._per_webhook[webhook_id]:
+            del self._per_webhook[webhook_id]
+            self._slots.pop(webhook_id, None)
+        self._wake.set()
 
     async def _deliver(self, session: aiohttp.ClientSession, delivery: DueDelivery) -> None:
         webhook = delivery.webhook
         slots = self._slots.setdefault(
             webhook.id, asyncio.Semaphore(self._settings.endpoint_concurrency)
         )
-        async with slots:
-            if self._stop.is_set():
-                return  # not attempted: the claim lapses and a running dispatcher sends it
-            attempted_at = now()
-            started = time.perf_counter()
-            status_code, error = await self._send(session, delivery)
-            duration = time.perf_counter() - started
+        try:
+            async with slots:
+                if self._stop.is_set():
+                    return  # not attempted: the claim lapses and a running dispatcher sends it
+                attempted_at = now()
+                started = time.perf_counter()
+                status_code, error = await self._send(session, delivery)
+                duration = time.perf_counter() - started
+        finally:
+            # Free once its POST is over: the record is written while the webhook's next
+            # deliveries are claimed and sent, not before (docs/performance.md, section 6).
+            self._release(webhook.id)
         result = outcome(
             delivery,
             attempted_at=attempted_at,
