@@ -326,6 +326,46 @@ async def test_the_address_is_checked_again_at_delivery(
     assert receiver.received == []
 
 
+async def test_a_host_off_the_allow_list_since_registration_is_sent_nothing(
+    aiohttp_client: AiohttpClient, settings: ApiSettings, redis: Redis, receiver: WebhookReceiver
+) -> None:
+    registering = await api(
+        aiohttp_client, settings, webhook_allowed_hosts=("127.0.0.1",), webhook_retry_schedule=()
+    )
+    webhook = await register(registering, receiver.url, events=["application.created"])
+    await registering.close()
+    client = await api(
+        aiohttp_client,
+        settings,
+        webhook_allowed_hosts=("hooks.example.com",),
+        webhook_retry_schedule=(),
+    )
+
+    await create(client)
+
+    [attempt] = await attempts(client, webhook["id"], settled(1))
+    assert attempt["status_code"] is None
+    assert "LENDO_WEBHOOK_ALLOWED_HOSTS" in attempt["error"]
+    assert receiver.received == []
+
+
+async def test_a_stopping_api_lets_the_attempt_under_way_end_and_records_it(
+    aiohttp_client: AiohttpClient, settings: ApiSettings, redis: Redis, receiver: WebhookReceiver
+) -> None:
+    receiver.delay = 0.5
+    client = await api(aiohttp_client, settings)
+    webhook = await register(client, receiver.url, events=["application.created"])
+    await create(client)
+    await receiver.wait_for(lambda: receiver.in_flight > 0)
+
+    await client.close()
+
+    assert len(receiver.received) == 1
+    after = await api(aiohttp_client, settings)
+    [attempt] = await attempts(after, webhook["id"], settled(1))
+    assert (attempt["status_code"], attempt["delivery_state"]) == (204, "delivered")
+
+
 async def test_an_unknown_webhook_has_no_deliveries(client: Client) -> None:
     await problem(await client.get(f"/api/webhooks/wh_{'0' * 32}/deliveries"), 404)
     await problem(await client.get("/api/webhooks/nope/deliveries"), 422)
