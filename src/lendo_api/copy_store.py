@@ -187,9 +187,7 @@ async def _copy_applications(connection: asyncpg.Connection, rows: list[Any]) ->
     held = await connection.fetchval(
         "SELECT count(*) FROM applications WHERE id = ANY($1::uuid[])", ids
     )
-    if held != len(ids):
-        raise CopyMismatch(f"{len(ids)} applications copied, the target holds {held}")
-    return len(ids)
+    return _all_held(len(ids), held, "applications")
 
 
 async def _copy_keys(connection: asyncpg.Connection, rows: list[Any]) -> int:
@@ -202,9 +200,7 @@ async def _copy_keys(connection: asyncpg.Connection, rows: list[Any]) -> int:
         columns[0],
         columns[1],
     )
-    if held != len(rows):
-        raise CopyMismatch(f"{len(rows)} idempotency keys copied, the target holds {held}")
-    return len(rows)
+    return _all_held(len(rows), held, "idempotency keys")
 
 
 async def _copy_webhooks(connection: asyncpg.Connection, rows: list[Any]) -> int:
@@ -223,9 +219,7 @@ async def _copy_webhooks(connection: asyncpg.Connection, rows: list[Any]) -> int
         ids,
         [webhook.secret for webhook in webhooks],
     )
-    if held != len(ids):
-        raise CopyMismatch(f"{len(ids)} webhooks copied, the target holds {held}")
-    return len(ids)
+    return _all_held(len(ids), held, "webhooks")
 
 
 async def _copy_events(connection: asyncpg.Connection, rows: list[Any]) -> int:
@@ -247,9 +241,7 @@ async def _copy_events(connection: asyncpg.Connection, rows: list[Any]) -> int:
         columns[0],
         columns[1],
     )
-    if held != len(rows):
-        raise CopyMismatch(f"{len(rows)} events copied, the target holds {held}")
-    return len(rows)
+    return _all_held(len(rows), held, "events")
 
 
 async def _copy_deliveries(connection: asyncpg.Connection, rows: list[Any]) -> int:
@@ -265,9 +257,7 @@ async def _copy_deliveries(connection: asyncpg.Connection, rows: list[Any]) -> i
         " USING (id, webhook_id, event_seq)",
         *columns[:3],
     )
-    if held != len(rows):
-        raise CopyMismatch(f"{len(rows)} webhook deliveries copied, the target holds {held}")
-    return len(rows)
+    return _all_held(len(rows), held, "webhook deliveries")
 
 
 async def _copy_attempts(connection: asyncpg.Connection, rows: list[Any]) -> int:
@@ -281,9 +271,14 @@ async def _copy_attempts(connection: asyncpg.Connection, rows: list[Any]) -> int
         " JOIN unnest($1::bigint[], $2::bigint[]) AS c (id, delivery_id) USING (id, delivery_id)",
         *columns[:2],
     )
-    if held != len(rows):
-        raise CopyMismatch(f"{len(rows)} webhook attempts copied, the target holds {held}")
-    return len(rows)
+    return _all_held(len(rows), held, "webhook attempts")
+
+
+def _all_held(copied: int, held: int, what: str) -> int:
+    """``copied``, if the target holds every one of them; else :class:`CopyMismatch`."""
+    if held != copied:
+        raise CopyMismatch(f"{copied} {what} copied, the target holds {held}")
+    return copied
 
 
 async def _advance_identity(connection: asyncpg.Connection, table: str, column: str) -> None:
