@@ -26,7 +26,13 @@ from lendo_api.store import (
     new_event_id,
 )
 from lendo_api.timestamps import now
-from lendo_api.webhooks.deliveries import AttemptOutcome, DueDelivery, RecordedAttempt
+from lendo_api.webhooks.deliveries import (
+    ATTEMPT_COLUMNS,
+    AttemptOutcome,
+    DueDelivery,
+    RecordedAttempt,
+    recorded_attempt,
+)
 from lendo_api.webhooks.registrations import StoredWebhook
 from lendo_runtime.batching import Batcher
 
@@ -478,28 +484,14 @@ class PostgresStore:
             if not known:
                 return None
             rows = await connection.fetch(
-                "SELECT e.id, e.type, a.attempt, a.attempted_at, a.duration_ms, a.status_code,"
-                " a.error, d.state, d.due_at FROM webhook_attempts AS a"
+                f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts AS a"  # noqa: S608 - ours
                 " JOIN webhook_deliveries AS d ON d.id = a.delivery_id"
                 " JOIN events AS e ON e.seq = d.event_seq"
                 " WHERE a.webhook_id = $1 ORDER BY a.id DESC LIMIT $2",
                 id,
                 limit,
             )
-        return [
-            RecordedAttempt(
-                event_id=row[0],
-                event_type=row[1],
-                attempt=row[2],
-                attempted_at=row[3],
-                duration=row[4] / 1000,
-                status_code=row[5],
-                error=row[6],
-                state=row[7],
-                next_attempt_at=row[8] if row[7] == "pending" else None,
-            )
-            for row in rows
-        ]
+        return [recorded_attempt(row, _same_moment) for row in rows]
 
     async def count_by_status(self) -> dict[Status, int]:
         async with self._connection() as connection:
@@ -578,3 +570,8 @@ async def _session_kept(connection: asyncpg.Connection) -> None:
     Nothing here leaves session state behind (no SET, LISTEN, open cursor or
     session-level lock); asyncpg still rolls back a transaction left open.
     """
+
+
+def _same_moment(value: datetime) -> datetime:
+    """asyncpg reads timestamptz as an aware datetime already."""
+    return value

@@ -42,7 +42,13 @@ from lendo_api.store import (
     new_event_id,
 )
 from lendo_api.timestamps import now, timestamp_text
-from lendo_api.webhooks.deliveries import AttemptOutcome, DueDelivery, RecordedAttempt
+from lendo_api.webhooks.deliveries import (
+    ATTEMPT_COLUMNS,
+    AttemptOutcome,
+    DueDelivery,
+    RecordedAttempt,
+    recorded_attempt,
+)
 from lendo_api.webhooks.registrations import StoredWebhook
 from lendo_runtime.batching import Batcher
 
@@ -497,27 +503,13 @@ class SqliteStore:
         if not await self._read("SELECT 1 FROM webhooks WHERE id = ? AND owner = ?", (id, owner)):
             return None
         rows = await self._read(
-            "SELECT e.id, e.type, a.attempt, a.attempted_at, a.duration_ms, a.status_code,"
-            " a.error, d.state, d.due_at FROM webhook_attempts AS a"
+            f"SELECT {ATTEMPT_COLUMNS} FROM webhook_attempts AS a"  # noqa: S608 - ours
             " JOIN webhook_deliveries AS d ON d.id = a.delivery_id"
             " JOIN events AS e ON e.seq = d.event_seq"
             " WHERE a.webhook_id = ? ORDER BY a.id DESC LIMIT ?",
             (id, limit),
         )
-        return [
-            RecordedAttempt(
-                event_id=row[0],
-                event_type=row[1],
-                attempt=row[2],
-                attempted_at=datetime.fromisoformat(row[3]),
-                duration=row[4] / 1000,
-                status_code=row[5],
-                error=row[6],
-                state=row[7],
-                next_attempt_at=datetime.fromisoformat(row[8]) if row[7] == "pending" else None,
-            )
-            for row in rows
-        ]
+        return [recorded_attempt(row, datetime.fromisoformat) for row in rows]
 
     async def count_by_status(self) -> dict[Status, int]:
         # A scan of the covering (status, seq) index, not the table; once per scrape.

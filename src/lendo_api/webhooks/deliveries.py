@@ -1,9 +1,9 @@
 """Deliveries of events to webhooks, as the store hands them out and records their attempts."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from lendo_api.webhooks.registrations import StoredWebhook
 
@@ -61,6 +61,29 @@ class RecordedAttempt:
     """Its delivery's state now."""
     next_attempt_at: datetime | None
     """When its delivery is attempted next, while it is pending."""
+
+
+ATTEMPT_COLUMNS = (
+    "e.id, e.type, a.attempt, a.attempted_at, a.duration_ms, a.status_code, a.error,"
+    " d.state, d.due_at"
+)
+"""What both stores read of an attempt ``a``, its delivery ``d`` and its event ``e``."""
+
+
+def recorded_attempt(row: Iterable[Any], moment: Callable[[Any], datetime]) -> RecordedAttempt:
+    """The attempt of a row read as :data:`ATTEMPT_COLUMNS`; ``moment`` reads a stored time."""
+    event_id, event_type, attempt, attempted_at, duration_ms, status_code, error, state, due = row
+    return RecordedAttempt(
+        event_id=event_id,
+        event_type=event_type,
+        attempt=attempt,
+        attempted_at=moment(attempted_at),
+        duration=duration_ms / 1000,
+        status_code=status_code,
+        error=error,
+        state=state,
+        next_attempt_at=moment(due) if state == "pending" else None,
+    )
 
 
 def outcome(
