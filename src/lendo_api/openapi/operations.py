@@ -369,6 +369,14 @@ _NOT_A_WEBHOOK_ID = _invalid(
     FieldError(field="id", message="String should match pattern '^wh_[0-9a-f]{32}$'"),
 )
 
+_ON_A_WEBHOOK = {
+    401: _UNAUTHORIZED,
+    404: _WEBHOOK_NOT_FOUND,
+    422: _NOT_A_WEBHOOK_ID,
+    500: _SERVER_ERROR,
+}
+"""The refusals every operation on one webhook (``/api/webhooks/{id}...``) may answer."""
+
 CREATE_WEBHOOK = docs(
     tags=_WEBHOOK_TAGS,
     operation_id="createWebhook",
@@ -462,10 +470,7 @@ GET_WEBHOOK = docs(
     parameters=[*parameters(WebhookPath, "path"), REQUEST_ID_PARAMETER],
     responses={
         200: json_response_object("The webhook.", _WEBHOOK),
-        401: _UNAUTHORIZED,
-        404: _WEBHOOK_NOT_FOUND,
-        422: _NOT_A_WEBHOOK_ID,
-        500: _SERVER_ERROR,
+        **_ON_A_WEBHOOK,
     },
 )
 
@@ -478,10 +483,7 @@ DELETE_WEBHOOK = docs(
     parameters=[*parameters(WebhookPath, "path"), REQUEST_ID_PARAMETER],
     responses={
         204: empty_response_object("Deleted."),
-        401: _UNAUTHORIZED,
-        404: _WEBHOOK_NOT_FOUND,
-        422: _NOT_A_WEBHOOK_ID,
-        500: _SERVER_ERROR,
+        **_ON_A_WEBHOOK,
     },
 )
 
@@ -506,10 +508,7 @@ ROTATE_WEBHOOK_SECRET = docs(
                 previous_secret_expires_at=datetime(2025, 3, 15, 9, 26, 53, tzinfo=UTC),
             ),
         ),
-        401: _UNAUTHORIZED,
-        404: _WEBHOOK_NOT_FOUND,
-        422: _NOT_A_WEBHOOK_ID,
-        500: _SERVER_ERROR,
+        **_ON_A_WEBHOOK,
     },
 )
 
@@ -557,10 +556,7 @@ LIST_WEBHOOK_DELIVERIES = docs(
                 ]
             ),
         ),
-        401: _UNAUTHORIZED,
-        404: _WEBHOOK_NOT_FOUND,
-        422: _NOT_A_WEBHOOK_ID,
-        500: _SERVER_ERROR,
+        **_ON_A_WEBHOOK,
     },
 )
 
