@@ -1,4 +1,4 @@
-"""Two API replicas on one PostgreSQL: one killed (-9) again and again, PostgreSQL restarted.
+"""Two API replicas on one PostgreSQL, each killed (-9) in turn, PostgreSQL restarted.
 
 Every application still reaches exactly the bank's decision and reads the same
 from both replicas; every event reaches the webhook receiver, whichever replica
@@ -38,9 +38,9 @@ from .harness import (
 from .sse import EventFollower
 from .test_chaos import APPLICATIONS, DEADLINE, RATE
 
-NAME = "8 PostgreSQL: 1 of 2 APIs killed (-9), database restarted"
+NAME = "8 PostgreSQL: 2 APIs killed (-9) in turn, database restarted"
 PERIOD = 2.0
-"""Seconds between two kills of the first replica."""
+"""Seconds between two kills, of each replica in turn."""
 CONCURRENT_CREATES = 16
 
 
@@ -80,19 +80,22 @@ async def create_all(http: aiohttp.ClientSession, replicas: list[Service]) -> se
 
 
 async def break_things(
-    victim: Service, postgres: TemporaryPostgres, load_done: asyncio.Event, at: list[float]
+    replicas: list[Service], postgres: TemporaryPostgres, load_done: asyncio.Event, at: list[float]
 ) -> int:
-    """kill -9 the first replica every PERIOD (restarting it), and restart PostgreSQL once.
+    """kill -9 a replica every PERIOD, each in turn (restarting it), and restart PostgreSQL once.
 
     Appends to ``at`` when (``time.time()``) each fault happened.
     """
     faults = 0
+    kills = 0
     restarted_database = False
     while faults < 2 or not load_done.is_set():
         await asyncio.sleep(PERIOD)
+        victim = replicas[kills % 2]
         await asyncio.to_thread(victim.kill)
         at.append(time.time())
         victim.start()
+        kills += 1
         faults += 1
         if not restarted_database:
             await asyncio.to_thread(postgres.stop)
@@ -103,6 +106,7 @@ async def break_things(
             faults += 1
     # Once more after the last create, while the last updates are being applied.
     await asyncio.sleep(0.3)
+    victim = replicas[kills % 2]
     await asyncio.to_thread(victim.kill)
     at.append(time.time())
     victim.start()
@@ -165,18 +169,20 @@ async def _run(
         try:
             load_done = asyncio.Event()
             fault_times: list[float] = []
-            chaos = asyncio.create_task(break_things(replicas[0], postgres, load_done, fault_times))
+            chaos = asyncio.create_task(break_things(replicas, postgres, load_done, fault_times))
             started = time.monotonic()
             try:
                 created = await create_all(http, replicas)
             finally:
                 load_done.set()
             faults = await chaos
+            # The last one killed is starting again: read once both answer.
+            for replica in replicas:
+                await asyncio.to_thread(replica.wait_until_ready)
             survivor = replicas[1].base_url
             async with asyncio.timeout(DEADLINE):
                 await wait_until_none_pending(http, survivor)
             seconds = time.monotonic() - started
-            await asyncio.to_thread(replicas[0].wait_until_ready)
             kept = await stored(http, survivor)
             push = await audit_push(
                 NAME,
