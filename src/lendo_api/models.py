@@ -7,7 +7,7 @@ render with them, and the OpenAPI document is generated from them.
 import base64
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -290,6 +290,7 @@ class NewWebhook(BaseModel):
     events: list[EventType] | None = Field(
         default=None,
         min_length=1,
+        max_length=len(get_args(EventType)),
         description="The event types to receive; every type when absent.",
     )
 

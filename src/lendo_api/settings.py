@@ -125,9 +125,10 @@ class ApiSettings(RedisSettings):
         "read's own wait, so a hung Redis is noticed instead of waited on forever.",
     )
     max_body_bytes: PositiveInt = Field(
-        default=16 * 1024,
+        default=128 * 1024,
         description="Largest request body accepted, in bytes; a larger one is refused with 413. "
-        "An application is two names of at most 100 characters, so 16 KiB is ample.",
+        "A valid body is a few KiB at most; the margin lets an oversized field reach "
+        "validation, whose 422 names it.",
     )
     idempotency_ttl: PositiveFloat = Field(
         default=24 * 3600.0,

@@ -44,8 +44,8 @@ async def test_a_body_at_the_limit_is_accepted_one_byte_more_is_413(
     assert count(settings) == 1
 
 
-async def test_the_default_limit_is_16_kib(tmp_path: Path) -> None:
-    assert ApiSettings(db_path=tmp_path / "x.sqlite3").max_body_bytes == 16 * 1024
+async def test_the_default_limit_is_128_kib(tmp_path: Path) -> None:
+    assert ApiSettings(db_path=tmp_path / "x.sqlite3").max_body_bytes == 128 * 1024
 
 
 @pytest.mark.parametrize(

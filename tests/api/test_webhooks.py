@@ -143,6 +143,7 @@ async def test_a_public_target_is_accepted_without_private_targets_allowed(
         ({"url": "http://127.0.0.1/a b"}, "url"),
         ({"url": RECEIVER, "events": ["application.approved"]}, "events.0"),
         ({"url": RECEIVER, "events": []}, "events"),
+        ({"url": RECEIVER, "events": ["application.created"] * 5}, "events"),
         ({"url": RECEIVER, "secret": "mine"}, "secret"),
         ({}, "url"),
     ],

@@ -88,7 +88,7 @@ Loan applications: create one, then follow its status until the bank decides.
   pattern here says.
 * **Idempotency.** Send an `Idempotency-Key` with a create to retry it safely.
 * **Limits.** Request bodies are JSON (`Content-Type: application/json`) of at
-  most 16 KiB unless configured otherwise (`LENDO_MAX_BODY_BYTES`).
+  most 128 KiB unless configured otherwise (`LENDO_MAX_BODY_BYTES`).
 * **Tracing.** Every response carries `X-Request-ID`: yours if you sent a valid
   one, else a new one. Quote it when reporting a problem.
 """

@@ -209,12 +209,12 @@ CREATE_APPLICATION = docs(
             ),
         ),
         413: problem_response_object(
-            "The body is larger than the server accepts (16 KiB unless LENDO_MAX_BODY_BYTES "
+            "The body is larger than the server accepts (128 KiB unless LENDO_MAX_BODY_BYTES "
             "says otherwise).",
             Problem(
                 title="Request Entity Too Large",
                 status=413,
-                detail="Maximum request body size 16384 exceeded.",
+                detail="Maximum request body size 131072 exceeded.",
             ),
         ),
         415: problem_response_object(
@@ -423,7 +423,7 @@ CREATE_WEBHOOK = docs(
             Problem(
                 title="Request Entity Too Large",
                 status=413,
-                detail="Maximum request body size 16384 exceeded.",
+                detail="Maximum request body size 131072 exceeded.",
             ),
         ),
         415: problem_response_object(
