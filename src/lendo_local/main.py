@@ -33,9 +33,13 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {
         "LENDO_DB_PATH": os.environ.get("LENDO_DB_PATH", str(args.var / "lendo.sqlite3")),
-        # A local run's webhooks go to receivers on this machine (docs/api.md).
+        # A local run's webhooks go to receivers on this machine, and only there, so
+        # trying the API (or fuzzing it) never sends a delivery elsewhere (docs/api.md).
         "LENDO_WEBHOOK_ALLOW_PRIVATE_TARGETS": os.environ.get(
             "LENDO_WEBHOOK_ALLOW_PRIVATE_TARGETS", "true"
+        ),
+        "LENDO_WEBHOOK_ALLOWED_HOSTS": os.environ.get(
+            "LENDO_WEBHOOK_ALLOWED_HOSTS", "127.0.0.1,localhost"
         ),
     }
     with running_system(args.var, os.environ.get("LENDO_REDIS_URL") or None, env=env) as system:

@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,15 @@ def _json(url: str, body: dict[str, str] | None = None) -> Any:
     )
     with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
         return json.loads(response.read())
+
+
+def _refusal(url: str, body: dict[str, str]) -> Any:
+    """The problem document of a POST the server refuses."""
+    try:
+        _json(url, body)
+    except urllib.error.HTTPError as error:
+        return {"status": error.code, **json.loads(error.read())}
+    raise AssertionError(f"{url} accepted {body}")
 
 
 def test_one_command_runs_redis_the_bank_the_api_and_the_poller_then_stops_them(
@@ -45,6 +55,12 @@ def test_one_command_runs_redis_the_bank_the_api_and_the_poller_then_stops_them(
             new = {"first_name": "Ada", "last_name": "Lovelace"}
             created = _json(f"{api}/api/applications", new)
             assert _json(f"{api}/api/applications/{created['id']}")["status"] == "pending"
+            # Webhooks reach receivers on this machine, and nowhere else.
+            local_hook = _json(f"{api}/api/webhooks", {"url": "http://127.0.0.1:9/lendo"})
+            assert local_hook["secret"].startswith("whsec_")
+            refused = _refusal(f"{api}/api/webhooks", {"url": "https://lendo.invalid/lendo"})
+            assert refused["status"] == 422
+            assert [error["field"] for error in refused["errors"]] == ["url"]
             # The poller hands it to the simulator at once; the decision takes 5-20 s.
             deadline = time.monotonic() + 10
             while _json(f"{bank}/_sim/stats")["submissions"] == 0:
