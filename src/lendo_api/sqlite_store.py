@@ -3,6 +3,7 @@
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -54,6 +55,10 @@ from lendo_runtime.batching import Batcher
 
 T = TypeVar("T")
 
+SNAPSHOT_MAX_AGE = 0.05
+"""Seconds the loop's shared read snapshot is kept: what another process commits (an
+operator's ``requeue-failed``) is seen within this, even while this one writes nothing."""
+
 
 class SqliteStore:
     """Applications in SQLite (WAL), through one aiosqlite connection for writes, one for reads.
@@ -86,6 +91,7 @@ class SqliteStore:
         self._db = connection
         self._reader = reader
         self._quick_reader = quick_reader
+        self._snapshot_began = 0.0
         self._lock = asyncio.Lock()
         self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
 
@@ -549,17 +555,20 @@ class SqliteStore:
 
         Between writes, these reads share one read transaction, rather than
         each statement taking and releasing its own WAL snapshot and locks
-        (docs/performance.md). Only this process writes the file, so that
-        snapshot is the latest commit until a write begins; every write ends it
-        first (:meth:`_write`), and reads made while one runs are autocommit,
-        seeing each commit at once. So a read after a write sees it, and no
-        shared snapshot is ever held while the writer commits and checkpoints
-        (a snapshot held across commits would keep the checkpoint from
+        (docs/performance.md). Every write of this store ends it first
+        (:meth:`_write`), so a read after a write sees it; another process's
+        commit (an operator's ``requeue-failed``) is seen once the snapshot is
+        :data:`SNAPSHOT_MAX_AGE` old. Reads made while a write runs are
+        autocommit, so no shared snapshot is ever held while the writer commits
+        and checkpoints (one held across commits would keep the checkpoint from
         catching up, and the WAL would grow while reads and writes never pause).
         """
         reader = self._quick_reader
+        if reader.in_transaction and time.monotonic() - self._snapshot_began > SNAPSHOT_MAX_AGE:
+            reader.execute("COMMIT")
         if not reader.in_transaction and not self._lock.locked():
             reader.execute("BEGIN")
+            self._snapshot_began = time.monotonic()
         return reader.execute(sql, parameters).fetchall()
 
     def _end_quick_reads(self) -> None:

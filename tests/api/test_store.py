@@ -105,6 +105,26 @@ async def test_a_read_after_a_write_sees_it(store: SqliteStore) -> None:
     assert await store.get_json(replayed.application.id) is not None
 
 
+async def test_a_read_soon_sees_what_another_process_committed(
+    store: SqliteStore, tmp_path: Path
+) -> None:
+    refused = await new(store)
+    await store.apply_updates([StatusChange(refused, "failed", now(), "not valid")])
+    assert await status(store, refused) == "failed"
+
+    # An operator's requeue-failed: its own connections, as from another process.
+    operator = await SqliteStore.open(tmp_path / "store.sqlite3")
+    try:
+        assert await operator.requeue_failed(None) == [refused]
+    finally:
+        await operator.close()
+
+    # This store writes nothing meanwhile, so only the snapshot's age can end it.
+    async with asyncio.timeout(5):
+        while await status(store, refused) != "pending":  # noqa: ASYNC110 - the file is polled
+            await asyncio.sleep(0.01)
+
+
 async def test_concurrent_writers_each_commit_whole(store: SqliteStore) -> None:
     first = [await new(store) for _ in range(20)]
 
