@@ -133,6 +133,8 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         trim_interval=settings.trim_interval,
         dead_letter_maxlen=settings.dead_letter_maxlen,
         claim_idle=settings.update_claim_idle,
+        # Decisions are pushed at once, not at the feed's next look (docs/architecture.md).
+        on_applied=app[EVENT_FEED].nudge,
     )
     app[REDIS_LOSS_WATCH] = loss_watch = RedisLossWatch(
         RedisGeneration(redis, settings.streams.generation),

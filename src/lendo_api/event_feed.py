@@ -1,7 +1,8 @@
 """The event log as it grows, for the server-sent event streams of one API process.
 
 One tailer per process (:meth:`EventFeed.run`) reads the store's log after the
-last cursor it has seen, every ``interval``, and keeps the newest events; each
+last cursor it has seen, every ``interval`` or at once when nudged (after this
+process commits decisions), and keeps the newest events; each
 stream reads from there, and from the store itself when it is further behind
 than what is kept (a replay from ``Last-Event-ID``). New events come from the
 store, never from this process's own writes, so a stream sees the events of
@@ -10,6 +11,7 @@ restart, resumes from its cursor without a gap.
 """
 
 import asyncio
+import contextlib
 from collections import deque
 from uuid import UUID
 
@@ -34,6 +36,7 @@ class EventFeed:
         self.position = 0
         """The cursor up to which the log has been read; every event up to it had committed."""
         self._advanced = asyncio.Condition()
+        self._nudged = asyncio.Event()
         self._stop = StopSignal()
 
     async def start(self) -> None:
@@ -43,6 +46,8 @@ class EventFeed:
     async def run(self) -> None:
         """Read the log until :meth:`stop`; a failed read is logged and tried again."""
         while not self._stop.is_set():
+            # Cleared before the read: a nudge during it means another read at once.
+            self._nudged.clear()
             try:
                 events = await self._store.events_after(
                     self.position, application_id=None, owner=None, limit=READ_BATCH
@@ -59,12 +64,23 @@ class EventFeed:
                 async with self._advanced:
                     self._advanced.notify_all()
             if len(events) < READ_BATCH:
-                await self._stop.sleep(self._interval)
+                await self._pause()
         async with self._advanced:
             self._advanced.notify_all()
 
+    def nudge(self) -> None:
+        """Read the log now, not at the next interval: this process has just committed events."""
+        self._nudged.set()
+
+    async def _pause(self) -> None:
+        """Wait for the interval, a nudge or a stop, whichever comes first."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._interval):
+                await self._nudged.wait()
+
     def stop(self) -> None:
         self._stop.set()
+        self._nudged.set()
 
     @property
     def stopped(self) -> bool:

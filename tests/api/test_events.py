@@ -19,6 +19,7 @@ from lendo_api.store import StatusChange
 from lendo_api.timestamps import now
 from tests import helpers
 from tests.api.test_http import create, problem
+from tests.api.test_streams import send_update
 from tests.helpers import parse_stream
 
 Client = TestClient[web.Request, web.Application]
@@ -135,6 +136,24 @@ async def test_a_live_stream_sends_new_events_as_they_are_committed(client: Clie
         "completed",
     )
     assert int(second["id"]) > int(first["id"])
+
+
+@pytest.mark.parametrize("api_overrides", [{"events_poll_interval": 60.0}])
+async def test_a_decision_this_api_applies_is_sent_at_once_not_at_the_next_look(
+    client: Client, redis: Redis, settings: ApiSettings
+) -> None:
+    response = await client.get("/api/events")
+    created = await create(client)
+
+    # Through the update stream, as the poller sends it: the consumer applies it.
+    await send_update(redis, settings.streams, created["id"], "completed")
+
+    # Far sooner than the feed's next look, a minute away.
+    async with asyncio.timeout(10):
+        first, second = await next_event(response), await next_event(response)
+    response.close()
+    assert (first["event"], second["event"]) == ("application.created", "application.completed")
+    assert second["data"]["data"]["id"] == created["id"]
 
 
 async def test_a_stream_counts_in_the_latency_metrics_to_its_start_not_its_end(
