@@ -119,7 +119,7 @@ def _latency_section(sink: str, args: argparse.Namespace) -> str:
         f"Real time, section 3's load: {total:,} applications, {args.rate:g} created per "
         "second, decisions 5–20 s after submission, the poller on its default schedule, the "
         "API on SQLite with its defaults (event log read every "
-        "`LENDO_EVENTS_POLL_INTERVAL` = 0.1 s)"
+        "`LENDO_EVENTS_POLL_INTERVAL` = 0.1 s, and at once after the API applies decisions)"
         + (f", but `{args.latency_env}`" if args.latency_env else "")
         + "; one webhook for every event type (so "
         f"~{2 * args.rate:g} deliveries/s) to a loopback receiver answering 204, and one "
