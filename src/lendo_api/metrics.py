@@ -134,6 +134,12 @@ class ApiMetrics:
             )
             losses.add_metric([], loss_watch.losses)
             yield losses
+            looks = CounterMetricFamily(
+                "lendo_api_redis_loss_checks",
+                "Looks for a Redis data loss finished, answered or not; flat means stuck.",
+            )
+            looks.add_metric([], loss_watch.looks)
+            yield looks
             attempts = CounterMetricFamily(
                 "lendo_api_webhook_attempts",
                 "Webhook delivery attempts this process made, by outcome: delivered (2xx), "

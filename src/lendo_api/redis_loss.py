@@ -51,7 +51,7 @@ class RedisLossWatch:
         self.losses = 0
         """Losses this process detected and repaired, for metrics."""
         self.looks = 0
-        """Looks finished since start, answered or not."""
+        """Looks finished since start, answered or not, for metrics."""
 
     async def run(self) -> None:
         """Watch until :meth:`stop`; Redis being unreachable only postpones the next look."""

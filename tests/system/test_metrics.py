@@ -179,6 +179,7 @@ async def test_metrics_after_a_run_through_api_poller_and_bank(
     assert value(api_samples, "lendo_api_updates_total", outcome="applied") == APPLICATIONS
     assert value(api_samples, "lendo_api_dead_letters_total") == 0
     assert value(api_samples, "lendo_api_reconciler_rounds_total") >= 1
+    assert value(api_samples, "lendo_api_redis_loss_checks_total") >= 1
     pending = {
         dict(labels)["group"]: sample
         for (name, labels), sample in api_samples.items()
