@@ -1,6 +1,7 @@
 """The application factory: wiring, and the lifetime of every resource."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -79,7 +80,14 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     await feed.start()
     app[EVENT_FEED] = feed
     task = asyncio.create_task(feed.run(), name="lendo-api-event-feed")
+    # Other replicas' commits read at once, where the store can tell of them.
+    notices = asyncio.create_task(
+        app[STORE].follow_event_commits(feed.nudge), name="lendo-api-event-notices"
+    )
     yield
+    notices.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await notices
     feed.stop()
     await task
 

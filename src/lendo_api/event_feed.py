@@ -1,13 +1,14 @@
 """The event log as it grows, for the server-sent event streams of one API process.
 
 One tailer per process (:meth:`EventFeed.run`) reads the store's log after the
-last cursor it has seen, every ``interval`` or at once when nudged (after this
-process commits decisions), and keeps the newest events; each
-stream reads from there, and from the store itself when it is further behind
-than what is kept (a replay from ``Last-Event-ID``). New events come from the
-store, never from this process's own writes, so a stream sees the events of
-every replica, and a client reconnecting to another process, or after a
-restart, resumes from its cursor without a gap.
+last cursor it has seen, every ``interval``, or at once when nudged (this
+process committed decisions, or the store told of a commit of events), and
+keeps the newest events; each stream reads from there, and from the store
+itself when it is further behind than what is kept (a replay from
+``Last-Event-ID``). New events come from the store, never from this
+process's own writes, so a stream sees the events of every replica, and a
+client reconnecting to another process, or after a restart, resumes from its
+cursor without a gap.
 """
 
 import asyncio

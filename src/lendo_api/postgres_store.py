@@ -2,7 +2,7 @@
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +35,14 @@ from lendo_api.webhooks.deliveries import (
 )
 from lendo_api.webhooks.registrations import StoredWebhook
 from lendo_runtime.batching import Batcher
+from lendo_runtime.logs import get_logger
+
+log = get_logger()
+
+EVENTS_CHANNEL = "lendo_events"
+"""Notified at the commit of every statement that writes events (migration 0008.notify)."""
+_FIRST_RETRY = 0.1
+_MAX_RETRY = 5.0
 
 INSERT_ORDER_LOCK = 0x6C656E646F01
 """The advisory lock every insert of applications or events holds until it commits."""
@@ -84,8 +92,9 @@ class PostgresStore:
       never deadlock.
     """
 
-    def __init__(self, pool: asyncpg.Pool, *, claim_for: timedelta) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, url: str, claim_for: timedelta) -> None:
         self._pool = pool
+        self._url = url
         self._claim_for = claim_for
         self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
         # Concurrent GETs share one query: a round trip and a pool acquire per batch,
@@ -104,7 +113,7 @@ class PostgresStore:
         pool = await asyncpg.create_pool(
             url, min_size=min_size, max_size=max_size, reset=_session_kept
         )
-        return cls(pool, claim_for=claim_for)
+        return cls(pool, url=url, claim_for=claim_for)
 
     async def close(self) -> None:
         await self._creates.drain()
@@ -280,6 +289,30 @@ class PostgresStore:
         async with self._connection() as connection:
             last = await connection.fetchval("SELECT coalesce(max(seq), 0) FROM events")
         return int(last)
+
+    async def follow_event_commits(self, wake: Callable[[], None]) -> None:
+        """LISTEN on a connection of its own, outside the pool, reconnecting after a loss.
+
+        Wakes once on every connect too, for what was committed while it was away.
+        """
+        retry = _FIRST_RETRY
+        while True:
+            try:
+                connection: asyncpg.Connection = await asyncpg.connect(self._url)
+            except (OSError, asyncpg.PostgresError) as error:
+                log.warning("event_notices_unavailable", error=str(error), retry_in=retry)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, _MAX_RETRY)
+                continue
+            retry = _FIRST_RETRY
+            try:
+                await _listen_until_lost(connection, wake)
+                log.warning("event_notices_lost")
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                log.warning("event_notices_unavailable", error=str(error), retry_in=retry)
+                await asyncio.sleep(retry)
+            finally:
+                connection.terminate()
 
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int
@@ -575,3 +608,12 @@ async def _session_kept(connection: asyncpg.Connection) -> None:
 def _same_moment(value: datetime) -> datetime:
     """asyncpg reads timestamptz as an aware datetime already."""
     return value
+
+
+async def _listen_until_lost(connection: asyncpg.Connection, wake: Callable[[], None]) -> None:
+    """Wake on every notice of :data:`EVENTS_CHANNEL`, and once now; return when the link ends."""
+    lost = asyncio.Event()
+    connection.add_termination_listener(lambda _connection: lost.set())
+    await connection.add_listener(EVENTS_CHANNEL, lambda *_notice: wake())
+    wake()
+    await lost.wait()

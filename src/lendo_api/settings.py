@@ -112,8 +112,9 @@ class ApiSettings(RedisSettings):
     events_poll_interval: PositiveFloat = Field(
         default=0.1,
         description="How often each API process reads the event log for new events, which "
-        "its event streams and webhooks then send: the longest an event written elsewhere "
-        "(a create, another replica) waits; decisions this process applies are read at once.",
+        "its event streams and webhooks then send: the longest an event waits when nothing "
+        "tells of its commit (decisions this process applies, and on PostgreSQL every event, "
+        "are read at once).",
     )
     publish_timeout: PositiveFloat = Field(
         default=1.0,

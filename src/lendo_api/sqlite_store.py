@@ -292,6 +292,9 @@ class SqliteStore:
         [(last,)] = self._quick_read("SELECT coalesce(max(seq), 0) FROM events", ())
         return int(last)
 
+    async def follow_event_commits(self, wake: Callable[[], None]) -> None:
+        return None
+
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int
     ) -> list[StoredApplication]:

@@ -5,7 +5,7 @@ The rest of the API depends on :class:`ApplicationStore` only. SQLite
 (:mod:`lendo_api.postgres_store`) serves any number of them.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
@@ -218,6 +218,14 @@ class ApplicationStore(Protocol):
 
     async def last_event_cursor(self) -> int:
         """The cursor of the newest event (0 while the log is empty)."""
+        ...
+
+    async def follow_event_commits(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` when any process commits events, until cancelled.
+
+        Returns at once on a store that only one process writes (SQLite): there
+        the process knows its own commits.
+        """
         ...
 
     async def due_for_publish(

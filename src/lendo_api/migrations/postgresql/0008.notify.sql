@@ -1,0 +1,14 @@
+-- Each statement that writes events tells the API replicas at its commit, so their event
+-- feeds read at once instead of at their next look; the look stays, for a notice missed.
+-- One transaction, recorded by yoyo as it commits.
+-- depends: 0007.claims
+CREATE OR REPLACE FUNCTION events_committed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    -- Notices of one transaction with the same payload are delivered once.
+    PERFORM pg_notify('lendo_events', '');
+    RETURN NULL;
+END
+$$;
+DROP TRIGGER IF EXISTS events_committed ON events;
+CREATE TRIGGER events_committed AFTER INSERT ON events
+    FOR EACH STATEMENT EXECUTE FUNCTION events_committed();
