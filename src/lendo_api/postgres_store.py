@@ -40,7 +40,7 @@ from lendo_runtime.logs import get_logger
 log = get_logger()
 
 EVENTS_CHANNEL = "lendo_events"
-"""Notified at the commit of every statement that writes events (migration 0008.notify)."""
+"""Notified at the commit of each statement writing decisions' events (migration 0008.notify)."""
 _FIRST_RETRY = 0.1
 _MAX_RETRY = 5.0
 

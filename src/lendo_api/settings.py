@@ -113,8 +113,8 @@ class ApiSettings(RedisSettings):
         default=0.1,
         description="How often each API process reads the event log for new events, which "
         "its event streams and webhooks then send: the longest an event waits when nothing "
-        "tells of its commit (decisions this process applies, and on PostgreSQL every event, "
-        "are read at once).",
+        "tells of its commit (decisions are read at once: by the process that applied them, "
+        "and on PostgreSQL by every replica).",
     )
     publish_timeout: PositiveFloat = Field(
         default=1.0,

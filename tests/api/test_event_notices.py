@@ -1,4 +1,4 @@
-"""On PostgreSQL, an API replica's event feed reads at once what another replica commits.
+"""On PostgreSQL, an API replica's event feed reads at once the decisions another commits.
 
 The feeds here look at the log once a minute, so only the database's notice
 can bring an event sooner; one test restarts a server of its own in between.
@@ -14,6 +14,8 @@ import asyncpg
 
 from lendo_api.event_feed import EventFeed
 from lendo_api.postgres_store import PostgresStore
+from lendo_api.store import StatusChange
+from lendo_api.timestamps import now
 from tests.postgres_server import TemporaryPostgres, scratch_database
 
 LOOK_EVERY = 60.0
@@ -40,19 +42,24 @@ async def following(store: PostgresStore) -> AsyncIterator[EventFeed]:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def create(store: PostgresStore) -> None:
-    await store.create(id=uuid.uuid4(), first_name="A", last_name="B", request_id=None)
+async def decide(store: PostgresStore) -> None:
+    """Create an application, and record the bank's decision on it."""
+    created = await store.create(id=uuid.uuid4(), first_name="A", last_name="B", request_id=None)
+    await store.apply_updates([StatusChange(created.id, "completed", now())])
 
 
-async def test_a_replica_reads_at_once_the_events_another_commits(database_url: str) -> None:
+async def test_a_replica_reads_at_once_the_decisions_another_commits(database_url: str) -> None:
     writer, reader = await open_store(database_url), await open_store(database_url)
     try:
         async with following(reader) as feed:
-            await create(writer)
+            await decide(writer)
             async with asyncio.timeout(10):
-                await feed.wait_past(0)
-            events, _ = await feed.read(0, application_id=None, owner=None)
-            assert [event.type for event in events] == ["application.created"]
+                while len(events := (await feed.read(0, application_id=None, owner=None))[0]) < 2:
+                    await feed.wait_past(feed.position)
+            assert [event.type for event in events] == [
+                "application.created",
+                "application.completed",
+            ]
     finally:
         await writer.close()
         await reader.close()
@@ -68,14 +75,14 @@ async def test_the_notices_come_back_after_the_database_restarts() -> None:
                 async with asyncio.timeout(20):
                     while True:  # the writer's pool replaces its broken connections
                         try:
-                            await create(writer)
+                            await decide(writer)
                             break
                         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                             await asyncio.sleep(0.1)
                     await feed.wait_past(0)
                     # Past the reconnect's own wake-up: this one is a notice.
                     seen = feed.position
-                    await create(writer)
+                    await decide(writer)
                     await feed.wait_past(seen)
         finally:
             await writer.close()
