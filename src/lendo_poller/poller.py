@@ -121,9 +121,12 @@ class Poller:
             stop_requested.cancel()
             handed_back = list(self._running)
             await self._hand_back(consuming)
-            beating.cancel()
-            # Until it has ended, a heartbeat under way could land after the sign-off.
-            await asyncio.wait({beating})
+            # Until it has ended, a heartbeat under way could land after the sign-off. Cancelled
+            # again each round, as the actors are: redis-py can turn a cancellation into its
+            # own timeout, which the loop takes for a failed beat and carries on.
+            while not beating.done():
+                beating.cancel()
+                await asyncio.wait({beating}, timeout=0.1)
             await self._sign_off(handed_back)
         if consuming.done() and not consuming.cancelled():
             consuming.result()
