@@ -33,6 +33,7 @@ from lendo_poller.actor import Actors
 from lendo_poller.bank import BankClient
 from lendo_poller.settings import PollerSettings
 from lendo_runtime.logs import get_logger
+from lendo_runtime.stopping import StopSignal
 from lendo_streams import (
     POLLER_GROUP,
     Entry,
@@ -112,7 +113,8 @@ class Poller:
 
     async def run(self, *, burst: bool = False) -> None:
         """Consume the submission stream until :meth:`stop` (or until drained, if ``burst``)."""
-        beating = asyncio.create_task(self._keep_beating())
+        beats_stop = StopSignal()
+        beating = asyncio.create_task(self._keep_beating(beats_stop))
         self._consuming = consuming = asyncio.create_task(self._consume(burst))
         stop_requested = asyncio.create_task(self._stop_requested.wait())
         try:
@@ -121,20 +123,18 @@ class Poller:
             stop_requested.cancel()
             handed_back = list(self._running)
             await self._hand_back(consuming)
-            # Until it has ended, a heartbeat under way could land after the sign-off. Cancelled
-            # again each round, as the actors are: redis-py can turn a cancellation into its
-            # own timeout, which the loop takes for a failed beat and carries on.
-            while not beating.done():
-                beating.cancel()
-                await asyncio.wait({beating}, timeout=0.1)
+            # Asked, not cancelled (lendo_runtime.stopping): redis-py can swallow a
+            # cancellation, and a heartbeat under way could land after the sign-off.
+            beats_stop.set()
+            await beating
             await self._sign_off(handed_back)
         if consuming.done() and not consuming.cancelled():
             consuming.result()
 
-    async def _keep_beating(self) -> None:
+    async def _keep_beating(self, stop: StopSignal) -> None:
         """Refresh the heartbeat every interval, in a task of its own: a blocking read or a
         wait for a free slot must not let it expire."""
-        while True:
+        while not stop.is_set():
             try:
                 await beat(
                     self._redis,
@@ -146,7 +146,7 @@ class Poller:
             except RedisError as error:
                 # The read loop logs and retries Redis failures; beating resumes with it.
                 self._log.debug("heartbeat_failed", error=f"{type(error).__name__}: {error}")
-            await asyncio.sleep(self._settings.heartbeat_interval)
+            await stop.sleep(self._settings.heartbeat_interval)
 
     async def _sign_off(self, handed_back: Sequence[bytes]) -> None:
         """Let the other pollers take over the entries handed back now, not a TTL later."""

@@ -1,4 +1,4 @@
-"""Cooperative stopping of the API's background loops.
+"""Cooperative stopping of background loops (the API's, the poller's heartbeat).
 
 The loops are asked to stop instead of being cancelled: redis-py can swallow
 a cancellation that lands during a blocking read (redis/redis-py#2028, seen
