@@ -80,7 +80,7 @@ async def _events(app: web.Application) -> AsyncIterator[None]:
     await feed.start()
     app[EVENT_FEED] = feed
     task = asyncio.create_task(feed.run(), name="lendo-api-event-feed")
-    # Other replicas' commits read at once, where the store can tell of them.
+    # Decisions are read at once, not at the feed's next look (docs/architecture.md).
     notices = asyncio.create_task(
         app[STORE].follow_event_commits(feed.nudge), name="lendo-api-event-notices"
     )
@@ -141,8 +141,6 @@ async def _workers(app: web.Application) -> AsyncIterator[None]:
         trim_interval=settings.trim_interval,
         dead_letter_maxlen=settings.dead_letter_maxlen,
         claim_idle=settings.update_claim_idle,
-        # Decisions are pushed at once, not at the feed's next look (docs/architecture.md).
-        on_applied=app[EVENT_FEED].nudge,
     )
     app[REDIS_LOSS_WATCH] = loss_watch = RedisLossWatch(
         RedisGeneration(redis, settings.streams.generation),

@@ -1,8 +1,8 @@
 """The event log as it grows, for the server-sent event streams of one API process.
 
 One tailer per process (:meth:`EventFeed.run`) reads the store's log after the
-last cursor it has seen, every ``interval``, or at once when nudged (this
-process committed decisions, or the store told of another's), and
+last cursor it has seen, every ``interval``, or at once when nudged (the
+store told of a commit of decisions: :meth:`ApplicationStore.follow_event_commits`), and
 keeps the newest events; each stream reads from there, and from the store
 itself when it is further behind than what is kept (a replay from
 ``Last-Event-ID``). New events come from the store, never from this

@@ -10,6 +10,7 @@ from typing import cast
 from uuid import UUID
 
 import asyncpg
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from lendo_api import postgres_schema as schema
 from lendo_api.migrations import migrate_postgres
@@ -295,22 +296,20 @@ class PostgresStore:
 
         Wakes once on every connect too, for what was committed while it was away.
         """
-        retry = _FIRST_RETRY
         while True:
-            try:
-                connection: asyncpg.Connection = await asyncpg.connect(self._url)
-            except (OSError, asyncpg.PostgresError) as error:
-                log.warning("event_notices_unavailable", error=str(error), retry_in=retry)
-                await asyncio.sleep(retry)
-                retry = min(retry * 2, _MAX_RETRY)
-                continue
-            retry = _FIRST_RETRY
+            # A new backoff for each connection: one lost after hours is sought at once.
+            connecting = AsyncRetrying(
+                retry=retry_if_exception_type((OSError, asyncpg.PostgresError)),
+                wait=wait_exponential(multiplier=_FIRST_RETRY, max=_MAX_RETRY),
+                before_sleep=_notices_unavailable,
+            )
+            connection: asyncpg.Connection = await connecting(asyncpg.connect, self._url)
             try:
                 await _listen_until_lost(connection, wake)
                 log.warning("event_notices_lost")
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                log.warning("event_notices_unavailable", error=str(error), retry_in=retry)
-                await asyncio.sleep(retry)
+                log.warning("event_notices_unavailable", error=str(error), retry_in=_FIRST_RETRY)
+                await asyncio.sleep(_FIRST_RETRY)
             finally:
                 connection.terminate()
 
@@ -617,3 +616,10 @@ async def _listen_until_lost(connection: asyncpg.Connection, wake: Callable[[], 
     await connection.add_listener(EVENTS_CHANNEL, lambda *_notice: wake())
     wake()
     await lost.wait()
+
+
+def _notices_unavailable(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    log.warning(
+        "event_notices_unavailable", error=str(error), retry_in=round(state.upcoming_sleep, 3)
+    )

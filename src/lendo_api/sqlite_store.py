@@ -92,6 +92,7 @@ class SqliteStore:
         self._reader = reader
         self._quick_reader = quick_reader
         self._snapshot_began = 0.0
+        self._decided: list[Callable[[], None]] = []
         self._lock = asyncio.Lock()
         self._creates: Batcher[StoredApplication, None] = Batcher(self._insert_batch)
 
@@ -261,7 +262,11 @@ class SqliteStore:
                 applied=applied, unchanged=len(changes) - applied - unknown, unknown=unknown
             )
 
-        return await self._write(apply)
+        outcome = await self._write(apply)
+        if outcome.applied:
+            for wake in self._decided:
+                wake()
+        return outcome
 
     async def application_events_json(self, id: UUID) -> list[str] | None:
         rows = self._quick_read(
@@ -293,7 +298,12 @@ class SqliteStore:
         return int(last)
 
     async def follow_event_commits(self, wake: Callable[[], None]) -> None:
-        return None
+        # Only this process writes the file, so its own commits are all there are to follow.
+        self._decided.append(wake)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._decided.remove(wake)
 
     async def due_for_publish(
         self, *, older_than: timedelta, limit: int

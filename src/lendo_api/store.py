@@ -221,11 +221,7 @@ class ApplicationStore(Protocol):
         ...
 
     async def follow_event_commits(self, wake: Callable[[], None]) -> None:
-        """Call ``wake`` when any process commits decisions' events, until cancelled.
-
-        Returns at once on a store that only one process writes (SQLite): there
-        the process knows its own commits.
-        """
+        """Call ``wake`` after any process commits decisions' events, until cancelled."""
         ...
 
     async def due_for_publish(

@@ -2,7 +2,6 @@
 
 import asyncio
 import random
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -71,10 +70,8 @@ class UpdateConsumer:
         trim_interval: float,
         dead_letter_maxlen: int,
         claim_idle: float,
-        on_applied: Callable[[], None],
     ) -> None:
         self._redis = redis
-        self._on_applied = on_applied
         self._store = store
         self._streams = streams
         self._consumer = consumer
@@ -192,8 +189,6 @@ class UpdateConsumer:
                     request_id=update.request_id,
                 )
         outcome = await self._store.apply_updates(changes)
-        if outcome.applied:
-            self._on_applied()
         if malformed:
             # Asked of the bank again at the next sweep, not after republish_after: the
             # update is lost, the decision is not.
