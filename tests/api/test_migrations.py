@@ -293,23 +293,34 @@ def test_the_wheel_ships_every_migration(tmp_path: Path) -> None:
     assert sources <= shipped
 
 
+def migrate_before(yoyo_url: str, store: str, version: str) -> None:
+    """Apply the ``store``'s migrations older than ``version`` to the database at ``yoyo_url``."""
+    with get_backend(yoyo_url) as backend, backend.lock():
+        older = read_migrations(str(MIGRATIONS / store)).filter(lambda m: m.id < version)
+        backend.apply_migrations(backend.to_apply(older))
+
+
+def sqlite_before(path: Path, version: str) -> sqlite3.Connection:
+    """A SQLite file migrated to just before ``version``, holding a webhook and one event."""
+    migrate_before(f"sqlite:///{path}", "sqlite", version)
+    db = sqlite3.connect(path)
+    db.execute(
+        "INSERT INTO webhooks VALUES ('wh_1', '', 'http://127.0.0.1:9/', '[]', 's', NULL,"
+        " NULL, '2026-01-01T00:00:00.000000Z')"
+    )
+    db.execute(
+        "INSERT INTO events VALUES (1, 'evt_1', ?, '', 'application.created', '{}')",
+        (PENDING_ID,),
+    )
+    return db
+
+
 async def test_deliveries_finished_before_0006_age_from_their_last_attempt(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "store.sqlite3"
-    with get_backend(f"sqlite:///{path}") as backend, backend.lock():
-        older = read_migrations(str(MIGRATIONS / "sqlite")).filter(lambda m: m.id < "0006")
-        backend.apply_migrations(backend.to_apply(older))
     recent = timestamp_text(now())
-    with closing(sqlite3.connect(path)) as db:
-        db.execute(
-            "INSERT INTO webhooks VALUES ('wh_1', '', 'http://127.0.0.1:9/', '[]', 's', NULL,"
-            " NULL, '2026-01-01T00:00:00.000000Z')"
-        )
-        db.execute(
-            "INSERT INTO events VALUES (1, 'evt_1', ?, '', 'application.created', '{}')",
-            (PENDING_ID,),
-        )
+    with closing(sqlite_before(path, "0006")) as db:
         db.executemany(
             "INSERT INTO webhook_deliveries VALUES (?, 'wh_1', 1, ?, 1, ?)",
             [
@@ -345,9 +356,7 @@ async def test_postgresql_deliveries_finished_before_0006_age_from_their_last_at
     database_url: str,
 ) -> None:
     yoyo_url = "postgresql+psycopg" + database_url.removeprefix("postgresql")
-    with get_backend(yoyo_url) as backend, backend.lock():
-        older = read_migrations(str(MIGRATIONS / "postgresql")).filter(lambda m: m.id < "0006")
-        backend.apply_migrations(backend.to_apply(older))
+    migrate_before(yoyo_url, "postgresql", "0006")
     connection = await asyncpg.connect(database_url)
     try:
         await connection.execute(
@@ -390,18 +399,7 @@ async def test_a_delivery_claimed_before_0007_keeps_its_recorded_attempts_only(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "store.sqlite3"
-    with get_backend(f"sqlite:///{path}") as backend, backend.lock():
-        older = read_migrations(str(MIGRATIONS / "sqlite")).filter(lambda m: m.id < "0007")
-        backend.apply_migrations(backend.to_apply(older))
-    with closing(sqlite3.connect(path)) as db:
-        db.execute(
-            "INSERT INTO webhooks VALUES ('wh_1', '', 'http://127.0.0.1:9/', '[]', 's', NULL,"
-            " NULL, '2026-01-01T00:00:00.000000Z')"
-        )
-        db.execute(
-            "INSERT INTO events VALUES (1, 'evt_1', ?, '', 'application.created', '{}')",
-            (PENDING_ID,),
-        )
+    with closing(sqlite_before(path, "0007")) as db:
         # Claimed three times before 0007 (each counted as an attempt); two were recorded.
         db.execute(
             "INSERT INTO webhook_deliveries (id, webhook_id, event_seq, state, attempts, due_at)"
